@@ -1,0 +1,120 @@
+"""The admin application: REST API under /api, WebSocket on /, panel files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+
+from onestack import config as config_module
+from onestack.admin import errors
+from onestack.admin.auth import AdminAuthenticator, client_address
+from onestack.admin.limits import RequestLimits
+from onestack.config import Config
+from onestack.events import EventHub
+from onestack.store import Store
+from onestack.supervisor import Supervisor
+from onestack.throttle import LoginThrottle, ThrottlePolicy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AdminState:
+    """What every admin route works with; one per supervisor process."""
+
+    data_dir: Path
+    store: Store
+    hub: EventHub
+    supervisor: Supervisor
+    authenticator: AdminAuthenticator = field(init=False)
+    _config_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        limits = self.config.server.adminPanel.rateLimit
+        policy = ThrottlePolicy(
+            delay_after=limits.failedLoginsBeforeDelay,
+            block_after=limits.failedLoginsBeforeBlock,
+            block_seconds=limits.blockSeconds,
+        )
+        self.authenticator = AdminAuthenticator(LoginThrottle(self.store, policy))
+
+    @property
+    def config(self) -> Config:
+        return self.supervisor.config
+
+    async def start(self) -> None:
+        """Start background tasks (the WebSocket status ticker)."""
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        self._tasks.clear()
+
+    async def replace_config(self, new: Config) -> list[str]:
+        """Store ``new`` atomically, apply it to the modules, and announce it.
+
+        Returns the messages of module operations that failed.
+        """
+        async with self._config_lock:
+            config_module.save(self.data_dir, new)
+            failures = await self.supervisor.apply_config(new)
+        await self.hub.publish("configUpdated", new.redacted())
+        return failures
+
+    async def reload_config(self) -> Config:
+        """Re-read the config file (SIGHUP, POST /api/config/reload)."""
+        new = config_module.load(self.data_dir)
+        await self.replace_config(new)
+        logger.info("config reloaded from %s", config_module.config_path(self.data_dir))
+        return new
+
+
+def get_state(request: Request) -> AdminState:
+    return request.app.state.admin
+
+
+async def require_admin(request: Request) -> str:
+    """FastAPI dependency: the authenticated admin's name, or 401/429."""
+    state: AdminState = request.app.state.admin
+    return await state.authenticator.authenticate(
+        state.config.server.adminPanel,
+        client_address(request),
+        request.headers.get("authorization"),
+    )
+
+
+def create_app(state: AdminState) -> FastAPI:
+    from onestack.admin.routers import system
+
+    app = FastAPI(
+        title="OneStack admin API",
+        version="0.1.0",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.admin = state
+    errors.install(app)
+
+    authenticated = [Depends(require_admin)]
+    for router in (system.router,):
+        app.include_router(router, dependencies=authenticated)
+
+    admin = lambda: state.config.server.adminPanel  # noqa: E731
+    app.add_middleware(
+        RequestLimits,
+        per_minute=lambda: admin().rateLimit.requestsPerMinute,
+        max_body=lambda: admin().maxBodyBytes,
+    )
+    return app

@@ -1,0 +1,1 @@
+"""Websites: the http and https modules."""
