@@ -267,6 +267,9 @@ class HttpConnection(asyncio.Protocol):
 
     def _reject(self, status: int) -> None:
         """Answer a request that could not be parsed or broke a limit, and close."""
+        if self.closing:
+            # Bytes after a "Connection: close" request end up here; ignore them.
+            return
         self.rejected = True
         if self.transfer is not None or self.queue:
             self.queue.append(status)

@@ -51,12 +51,12 @@ def parse_range(value: bytes, size: int) -> list[tuple[int, int]] | None:
             ranges.append((max(0, size - length), size - 1))
             continue
         first = int(first_text)
-        last = int(last_text) if last_text else size - 1
-        if last < first:
+        if last_text and int(last_text) < first:
             return None
         if first >= size:
             continue
-        ranges.append((first, min(last, size - 1)))
+        last = min(int(last_text), size - 1) if last_text else size - 1
+        ranges.append((first, last))
     if not ranges:
         raise Unsatisfiable
     return ranges

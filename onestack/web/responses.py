@@ -39,9 +39,16 @@ ERROR_PAGE_PATH = b"/404.html"
 # Challenge files are a few hundred bytes; anything bigger is not one.
 MAX_CHALLENGE_BYTES = 64 * 1024
 
+# Reason phrases as RFC 9110 section 15 names them, where Python's are older.
+PHRASES = {
+    **{status.value: status.phrase for status in HTTPStatus},
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+}
 STATUS_LINES = {
-    status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
-    for status in HTTPStatus
+    code: b"HTTP/1.1 %d %s\r\n" % (code, phrase.encode())
+    for code, phrase in PHRASES.items()
 }
 
 
@@ -164,7 +171,7 @@ def simple_reply(
 ) -> Reply:
     """Build a small HTML answer for an error or a redirect."""
     if body is None:
-        phrase = HTTPStatus(status).phrase.encode()
+        phrase = PHRASES[status].encode()
         body = b"<!DOCTYPE html>\n<title>%d %s</title>\n<h1>%d %s</h1>\n" % (
             status,
             phrase,

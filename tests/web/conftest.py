@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httptools
 import pytest
 import uvloop
 from sqlalchemy import delete, insert, update
@@ -136,3 +137,38 @@ async def web(store: Store, tmp_path: Path, site: Path) -> AsyncIterator[Running
     running = await start_web(store, tmp_path / "data")
     yield running
     await running.module.stop()
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class _ResponseCollector:
+    def __init__(self) -> None:
+        self.responses: list[Response] = []
+        self.parser: Any = None
+        self._headers: dict[str, str] = {}
+        self._body = b""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode().lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+
+    def on_message_complete(self) -> None:
+        status = self.parser.get_status_code()
+        self.responses.append(Response(status, self._headers, self._body))
+        self._headers = {}
+        self._body = b""
+
+
+def parse_responses(data: bytes) -> list[Response]:
+    """Split a byte stream of responses (none to HEAD) into Response objects."""
+    collector = _ResponseCollector()
+    collector.parser = httptools.HttpResponseParser(collector)
+    collector.parser.feed_data(data)
+    return collector.responses
