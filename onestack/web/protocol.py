@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from onestack.web.accesslog import AccessEntry
 from onestack.web.responses import Reply, Request, respond, simple_reply
 from onestack.web.transfer import Transfer
 
@@ -44,6 +43,7 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.peer = "-"
+        self.peer_bytes = b"-"
         self.closing = False
         # Set once a request is rejected: later bytes are not parsed.
         self.rejected = False
@@ -70,6 +70,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else "-"
+        self.peer_bytes = self.peer.encode("ascii", "replace")
         state = self.state
         if len(state.connections) >= self.limits.maxConnections:
             state.limit_hit("connection cap %d reached", self.limits.maxConnections)
@@ -235,8 +236,8 @@ class HttpConnection(asyncio.Protocol):
             if log is not None:
                 headers = request.headers
                 log.buffer_for(vhost.domain).append(
-                    AccessEntry(
-                        self.peer,
+                    (
+                        self.peer_bytes,
                         wall,
                         request.method,
                         request.target,

@@ -358,6 +358,19 @@ def file_reply(
                 return _partial(
                     router, request, vhost, resource, representation, ranges
                 )
+    body = representation.body
+    if body is not None and request.method == b"GET":
+        # The common case, in one join: status, Date, cached headers, contents.
+        data = b"".join(
+            (
+                STATUS_LINES[200],
+                router.clock.date_line(),
+                connection_line(request),
+                representation.head,
+                body,
+            )
+        )
+        return Reply(200, data, len(body), vhost)
     head = _head(router, request, 200, representation.head)
     return _full_body(request, 200, vhost, head, representation)
 
