@@ -98,9 +98,7 @@ class WebServer:
         """Read the vhost table again and forget cached files."""
         async with self._reload_lock:
             rows = await load_vhosts(self.store)
-            router = self.state.router
-            router.vhosts = VhostTable.build(rows)
-            router.files.clear()
+            self.state.router.set_vhosts(VhostTable.build(rows))
         logger.info("loaded %d vhosts", len(rows))
 
     async def listen(
