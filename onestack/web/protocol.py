@@ -1,9 +1,9 @@
 """The HTTP/1.1 connection: an asyncio Protocol over the httptools parser.
 
 One ``HttpConnection`` per TCP (or TLS) connection. Bytes go to the parser,
-whose callbacks collect one request at a time; a complete request is
-answered at once when the connection is idle, or queued behind the one being
-streamed (pipelining, RFC 9112 section 9.3.2). Limits on the request line,
+whose callbacks collect one request at a time; the response to a complete
+request is written at once when the connection is idle, or after the one
+being streamed (pipelining, RFC 9112 section 9.3.2). Limits on the request line,
 the header block, time and connection count are enforced here.
 """
 
@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Requests parsed ahead of the one being answered; past this, reading pauses.
+# Requests parsed ahead of the current response; past this, reading pauses.
 MAX_QUEUED_REQUESTS = 64
-# Request headers that change the answer to a GET of a known file: a request
-# with any of them takes the full path through ``respond``.
+# Request headers that change the response to a GET of a known file: a
+# request with any of them takes the full path through ``respond``.
 SPECIAL_HEADERS = frozenset(
     {
         b"connection",
@@ -239,7 +239,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             reply = respond(state.router, request, self.loop.time())
         except Exception:
-            logger.exception("answering %r from %s failed", request.target, self.peer)
+            logger.exception("responding to %r from %s failed", request.target, self.peer)
             request.keep_alive = False
             reply = simple_reply(state.router, request, 500)
         if reply.segments is None:
@@ -265,7 +265,7 @@ class HttpConnection(asyncio.Protocol):
         self._drain_queue()
 
     def _answer_fast(self, entry: FastEntry, now: float) -> None:
-        """Write a ready 200 answer: a keep-alive HTTP/1.1 GET of a cached file."""
+        """Write a ready 200 response: a keep-alive HTTP/1.1 GET of a cached file."""
         body = entry.body
         self.transport.write(
             b"".join(
@@ -278,7 +278,7 @@ class HttpConnection(asyncio.Protocol):
         self.deadline = now + self.limits.idleTimeout
 
     def _finished(self, request: Request, reply: Reply) -> None:
-        """Count and log an answered request, then keep or close the connection."""
+        """Count and log a finished request, then keep or close the connection."""
         now = self.loop.time()
         if reply.vhost is not None:
             self._record(
@@ -307,7 +307,7 @@ class HttpConnection(asyncio.Protocol):
         body_size: int,
         now: float,
     ) -> None:
-        """Add one answered request to the vhost's stats and access log."""
+        """Add one finished request to the vhost's stats and access log."""
         wall = time.time()
         delta = self.state.stats.delta_for(vhost.id)
         delta.requests += 1
@@ -344,7 +344,7 @@ class HttpConnection(asyncio.Protocol):
                 self._resume_reading()
 
     def _reject(self, status: int) -> None:
-        """Answer a request that could not be parsed or broke a limit, and close."""
+        """Send an error for a request that is malformed or over a limit, and close."""
         if self.closing:
             # Bytes after a "Connection: close" request end up here; ignore them.
             return

@@ -135,7 +135,7 @@ class Clock:
 
 
 class FastEntry:
-    """A ready 200 answer for one (Host header, target) pair.
+    """A ready 200 response for one (Host header, target) pair.
 
     It skips routing and path resolution for requests that carry no
     conditional, range or connection headers, until the resource's next
@@ -153,7 +153,7 @@ class FastEntry:
         self.checked_at = checked_at
 
 
-# Ready answers kept per worker; the table is cleared when it grows past this.
+# Ready responses kept per worker; the table is cleared when it grows past this.
 MAX_FAST_ENTRIES = 10_000
 
 
@@ -185,7 +185,7 @@ class Router:
     def remember(
         self, host: bytes, target: bytes, vhost: Vhost, resource: Resource
     ) -> None:
-        """Keep a full 200 answer from memory for the fast path."""
+        """Keep a full 200 response from memory for the fast path."""
         representation = resource.representation
         if representation is None or representation.body is None or resource.variants:
             return
