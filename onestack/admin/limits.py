@@ -95,7 +95,9 @@ class RequestLimits:
         except _BodyTooLarge:
             await self._too_large(scope, receive, send, limit)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    async def _too_large(
+        self, scope: Scope, receive: Receive, send: Send, limit: int
+    ) -> None:
         response = envelope(
             413,
             INVALID_REQUEST,
