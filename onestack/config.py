@@ -262,7 +262,12 @@ def load(data_dir: Path) -> Config:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            [{"field": "(file)", "message": f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}"}]
+            [
+                {
+                    "field": "(file)",
+                    "message": f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}",
+                }
+            ]
         ) from None
     if not isinstance(raw, dict):
         raise ConfigError([{"field": "(root)", "message": "must be a JSON object"}])
