@@ -98,7 +98,8 @@ class WebConfig(ModuleConfig):
 
 class HttpConfig(WebConfig):
     port: int = Field(8080, ge=1, le=65535)
-    # The port redirectToHttps sends clients to (the https module's port).
+    # The port redirectToHttps sends clients to. The supervisor sets it from
+    # modules.https.port, so a value written here is replaced.
     httpsPort: int = Field(8443, ge=1, le=65535)
 
 
