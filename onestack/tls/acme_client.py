@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import josepy
+import requests
 from acme import challenges, client, crypto_util, errors, messages
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -133,9 +134,10 @@ class AcmeIssuer:
             raise AcmeError("the order did not complete in time") from exc
         except errors.Error as exc:
             raise AcmeError(f"ACME error: {exc}") from exc
-        except OSError as exc:
-            # requests' ConnectionError and SSLError are OSErrors.
+        except requests.RequestException as exc:
             raise AcmeError(f"cannot reach {self.config.directoryUrl}: {exc}") from exc
+        except OSError as exc:
+            raise AcmeError(f"cannot write an ACME file: {exc}") from exc
 
     def _client(self) -> client.ClientV2:
         verify: bool | str = self.config.caBundle or True

@@ -14,6 +14,7 @@ from onestack.store import certificates as certificate_store
 from onestack.tls.certificates import chain_info, dns_names
 from onestack.tls.sni import CertificateSet, default_context
 from tests.tls.conftest import add_vhost
+from tests.tls.support import answer_over_tls
 
 
 async def s_client(port: int, server_name: str | None) -> tuple[int, str]:
@@ -38,44 +39,6 @@ def served_leaf(output: str) -> x509.Certificate:
 
 def served_names(output: str) -> list[str]:
     return dns_names(served_leaf(output))
-
-
-async def answer_over_tls(
-    context: ssl.SSLContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> None:
-    """Run the handshake over memory BIOs, then send "hello".
-
-    asyncio's own TLS transport closes the socket on a failed handshake
-    without sending the alert that OpenSSL wrote, so this server drives the
-    SSLObject itself and flushes the alert, as the https module must.
-    """
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls = context.wrap_bio(incoming, outgoing, server_side=True)
-    try:
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                writer.write(outgoing.read())
-                await writer.drain()
-                data = await reader.read(65536)
-                if not data:
-                    return
-                incoming.write(data)
-            except ssl.SSLError:
-                writer.write(outgoing.read())  # the alert
-                await writer.drain()
-                return
-        tls.write(b"hello\n")
-        try:
-            tls.unwrap()  # queues close_notify
-        except ssl.SSLWantReadError:
-            pass
-        writer.write(outgoing.read())
-        await writer.drain()
-    finally:
-        writer.close()
 
 
 @pytest.fixture
