@@ -19,6 +19,7 @@ from onestack.events import EventHub
 from onestack.store import Store
 from onestack.supervisor import Supervisor
 from onestack.throttle import LoginThrottle, ThrottlePolicy
+from onestack.tls.manager import CertificateManager
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class AdminState:
     authenticator: AdminAuthenticator = field(init=False)
     _config_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
+    certificate_manager: CertificateManager | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         limits = self.config.server.adminPanel.rateLimit
@@ -50,8 +52,25 @@ class AdminState:
 
     async def start(self) -> None:
         """Start background tasks (the WebSocket status ticker)."""
+        await self._start_certificate_manager()
+
+    async def _start_certificate_manager(self) -> None:
+        """Renew ACME certificates here when HTTPS and ACME are enabled."""
+        https = self.config.modules.https
+        if not (https.enabled and https.acme.enabled):
+            return
+        self.certificate_manager = CertificateManager(
+            self.store,
+            self.data_dir,
+            lambda: self.config.modules.https.acme,
+            self.hub.publish,
+        )
+        self.hub.subscribe(self.certificate_manager.on_event)
+        await self.certificate_manager.start()
 
     async def stop(self) -> None:
+        if self.certificate_manager is not None:
+            await self.certificate_manager.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -95,7 +114,7 @@ async def require_admin(request: Request) -> str:
 
 
 def create_app(state: AdminState) -> FastAPI:
-    from onestack.admin.routers import system
+    from onestack.admin.routers import certificates, system
 
     app = FastAPI(
         title="OneStack admin API",
@@ -108,7 +127,7 @@ def create_app(state: AdminState) -> FastAPI:
     errors.install(app)
 
     authenticated = [Depends(require_admin)]
-    for router in (system.router,):
+    for router in (system.router, certificates.router):
         app.include_router(router, dependencies=authenticated)
 
     admin = lambda: state.config.server.adminPanel  # noqa: E731

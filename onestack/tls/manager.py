@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from onestack.config import AcmeConfig
+from onestack.events import Event
 from onestack.store import Store
 from onestack.store import certificates as certificate_store
 from onestack.store.certificates import StoredCertificate, TlsVhost
@@ -40,6 +41,12 @@ CERTIFICATE_ISSUED = "certificateIssued"
 CHECK_INTERVAL = 3600.0  # seconds between passes over all vhosts
 RETRY_BASE = 60.0  # seconds before the first retry of a failed order
 RETRY_MAX = 6 * 3600.0  # the backoff stops doubling here
+
+# A new or changed vhost may need a certificate; a deleted uploaded
+# certificate leaves its vhost to ACME again.
+WAKE_EVENTS = frozenset(
+    {"vhostCreated", "vhostUpdated", "certificateDeleted", "configUpdated"}
+)
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -118,6 +125,11 @@ class CertificateManager:
     def wake(self) -> None:
         """Run a pass now, for example after a vhost changed."""
         self._wake.set()
+
+    async def on_event(self, event: Event) -> None:
+        """Run a pass when a vhost's names or ssl flag may have changed."""
+        if event["type"] in WAKE_EVENTS:
+            self.wake()
 
     async def _run(self) -> None:
         while True:
