@@ -20,7 +20,7 @@ from onestack.tls.certificates import (
 
 @dataclass(frozen=True)
 class TlsVhost:
-    """A vhost as TLS sees it: its id and every hostname it answers to."""
+    """A vhost's TLS fields: its id, domain, aliases and flags."""
 
     id: int
     domain: str

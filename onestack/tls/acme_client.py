@@ -43,7 +43,7 @@ TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
 
 
 class AcmeError(Exception):
-    """An order that failed; the message says at which step and why."""
+    """A failed order; the message names the step and the reason."""
 
 
 def acme_dir(data_dir: Path) -> Path:
@@ -206,7 +206,7 @@ class AcmeIssuer:
                 (challenge_dir(self.data_dir) / token).unlink(missing_ok=True)
 
         chain_pem = order.fullchain_pem
-        load_chain(chain_pem)  # a CA answering garbage fails here, not in TLS
+        load_chain(chain_pem)  # an invalid chain from the CA fails here, not in TLS
         logger.info("ACME certificate issued for %s", ", ".join(names))
         return IssuedCertificate(cert_pem=chain_pem, key_pem=key_pem)
 
@@ -229,7 +229,7 @@ class AcmeIssuer:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.write_text(validation, encoding="ascii")
         acme.answer_challenge(challenge_body, response)
-        logger.debug("answered http-01 for %s with token %s", identifier, token)
+        logger.debug("http-01 challenge ready for %s with token %s", identifier, token)
         return token
 
 

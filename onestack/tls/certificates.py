@@ -33,7 +33,7 @@ class CertificateError(ValueError):
 
 @dataclass(frozen=True)
 class ChainInfo:
-    """What the API shows of a certificate chain: its leaf's names and dates."""
+    """A chain's leaf as the API shows it: names, dates, issuer and subject."""
 
     names: list[str]
     not_before: datetime

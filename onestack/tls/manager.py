@@ -42,7 +42,7 @@ CHECK_INTERVAL = 3600.0  # seconds between passes over all vhosts
 RETRY_BASE = 60.0  # seconds before the first retry of a failed order
 RETRY_MAX = 6 * 3600.0  # the backoff stops doubling here
 
-# A new or changed vhost may need a certificate; a deleted uploaded
+# A new or changed vhost may need a certificate, and deleting an uploaded
 # certificate leaves its vhost to ACME again.
 WAKE_EVENTS = frozenset(
     {"vhostCreated", "vhostUpdated", "certificateDeleted", "configUpdated"}
@@ -149,7 +149,7 @@ class CertificateManager:
         return delay
 
     async def check_all(self) -> int:
-        """Order certificates for every vhost that needs one; return how many came."""
+        """Order certificates for every vhost that needs one; return how many were issued."""
         config = self.acme_config()
         if not config.enabled:
             return 0

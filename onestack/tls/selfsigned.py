@@ -32,8 +32,9 @@ def create_self_signed(
 ) -> IssuedCertificate:
     """Create an EC P-256 certificate for ``names`` (the first is the subject).
 
-    It is valid for 90 days and signs itself, so clients warn about it; it
-    exists so that a vhost with ``ssl: true`` answers HTTPS at once.
+    It is valid for 90 days and signs itself, so clients warn about it. It
+    lets a vhost with ``ssl: true`` serve HTTPS before any better certificate
+    exists.
     """
     if not names:
         raise ValueError("a self-signed certificate needs at least one name")

@@ -2,9 +2,15 @@
 
 ``CertificateSet`` keeps one ``ssl.SSLContext`` per vhost with ``ssl: true``
 and one server context whose SNI callback switches each handshake to the
-context of the requested name. A name that no vhost answers to, or a
-handshake without SNI, fails with an alert: the server never presents one
-vhost's certificate for another name.
+context of the requested name. A handshake for a name that no vhost serves, or
+without SNI, fails, so a client never gets one vhost's certificate for another
+name.
+
+NOTE: OpenSSL queues an unrecognized_name alert for such a handshake, but
+asyncio's TLS transport (and uvloop's) closes the socket without sending it,
+so the client sees the connection closed. A server that drives
+``SSLObject`` over memory BIOs sends the alert by writing the outgoing BIO
+after the failed ``do_handshake()``.
 """
 
 from __future__ import annotations
@@ -121,7 +127,7 @@ class CertificateSet:
                 for name in vhost.names:
                     contexts[name] = context
 
-            # Swapped whole, so a handshake sees either the old or the new set.
+            # Replaced whole, so a handshake uses either the old or the new set.
             self._contexts = contexts
             self._serving = serving
             self._context_cache = cache
@@ -183,7 +189,7 @@ class CertificateSet:
         return None
 
     def context_for(self, hostname: str) -> ssl.SSLContext | None:
-        """Return the context of the vhost answering to ``hostname``, if any."""
+        """Return the context of the vhost serving ``hostname``, if any."""
         return self._contexts.get(hostname.lower().rstrip("."))
 
     def serving(self, vhost_id: int) -> StoredCertificate | None:

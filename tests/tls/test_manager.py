@@ -1,4 +1,4 @@
-"""Renewal scheduling of CertificateManager, with an issuer that is told to fail."""
+"""Renewal scheduling of CertificateManager, with an issuer scripted to fail."""
 
 from __future__ import annotations
 

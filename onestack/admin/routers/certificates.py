@@ -44,7 +44,7 @@ class CertificateUpload(BaseModel):
 
 
 def certificate_json(certificate: StoredCertificate) -> dict[str, Any]:
-    """Return the API form of a stored certificate (the vhost answer uses it too)."""
+    """Return the API form of a stored certificate (the vhost response uses it too)."""
     info = chain_info(certificate.cert_pem)
     return {
         "source": certificate.source,
@@ -114,7 +114,10 @@ async def renew_certificate(
     if not vhost.ssl:
         raise invalid("ssl", f"vhost {vhost.domain} does not have ssl enabled")
     if not state.config.modules.https.acme.enabled:
-        raise invalid("modules.https.acme.enabled", "ACME is disabled in the config")
+        raise invalid(
+            "modules.https.acme.enabled",
+            "ACME is disabled; set it to true to order certificates",
+        )
 
     manager = state.certificate_manager or CertificateManager(
         state.store,
