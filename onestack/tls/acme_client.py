@@ -139,8 +139,24 @@ class AcmeIssuer:
         except OSError as exc:
             raise AcmeError(f"cannot write an ACME file: {exc}") from exc
 
+    def _trust(self) -> bool | str:
+        """Return what ``requests`` verifies the ACME server's TLS against.
+
+        ``caBundle`` is a path to a PEM file, or the PEM text itself, which
+        is then written to ``DATA_DIR/acme/ca-bundle.pem``. Empty means the
+        system trust store.
+        """
+        bundle = self.config.caBundle.strip()
+        if not bundle:
+            return True
+        if bundle.startswith("-----BEGIN"):
+            path = acme_dir(self.data_dir) / "ca-bundle.pem"
+            _write_private(path, bundle + "\n")
+            return str(path)
+        return bundle
+
     def _client(self) -> client.ClientV2:
-        verify: bool | str = self.config.caBundle or True
+        verify = self._trust()
         network = client.ClientNetwork(
             self.account.key,
             alg=josepy.ES256,

@@ -51,11 +51,16 @@ def manager_for(
     tmp_path: Path,
     pebble: Pebble,
     events: list[dict[str, Any]],
+    inline_bundle: bool = False,
     **kw: Any,
 ) -> CertificateManager:
+    """Return a manager for Pebble; ``inline_bundle`` puts the PEM text in caBundle."""
+    bundle = str(pebble.ca_bundle)
+    if inline_bundle:
+        bundle = pebble.ca_bundle.read_text()
     config = AcmeConfig(
         directoryUrl=pebble.directory_url,
-        caBundle=str(pebble.ca_bundle),
+        caBundle=bundle,
         email="admin@example.test",
     )
 
@@ -167,7 +172,9 @@ async def test_manager_orders_missing_certificates(
     vhost_id = await add_vhost(store, "auto.example.test")
     await add_vhost(store, "plain.example.test", ssl=False)
     events: list[dict[str, Any]] = []
-    manager = manager_for(store, tmp_path, pebble, events, check_interval=3600)
+    manager = manager_for(
+        store, tmp_path, pebble, events, inline_bundle=True, check_interval=3600
+    )
 
     await manager.start()
     try:
