@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import trustme
 
+from onestack.events import Event, EventClient, socket_path
 from onestack.store import Store
 from tests.support import Server, run_server
 from tests.tls.conftest import add_vhost
@@ -71,6 +72,14 @@ async def test_upload_show_delete(server_dir: Path) -> None:
     ca = trustme.CA()
 
     async with serving(server_dir) as server:
+        events: list[Event] = []
+        listener = EventClient(socket_path(server_dir))
+
+        async def collect(event: Event) -> None:
+            events.append(event)
+
+        listener.subscribe(collect)
+        await listener.start()
         missing = await api(server, "GET", f"/api/vhosts/{vhost_id}/certificate")
         assert missing.status_code == 404
         unknown = await api(server, "GET", "/api/vhosts/999/certificate")
@@ -99,6 +108,23 @@ async def test_upload_show_delete(server_dir: Path) -> None:
         assert again.status_code == 404
         gone = await api(server, "GET", f"/api/vhosts/{vhost_id}/certificate")
         assert gone.status_code == 404
+
+        for _ in range(50):
+            if len(events) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        await listener.stop()
+        assert [e["type"] for e in events] == [
+            "certificateIssued",
+            "certificateDeleted",
+        ]
+        assert events[0]["data"] == {
+            "vhostId": vhost_id,
+            "source": "uploaded",
+            "names": ["example.test", "www.example.test"],
+            "notAfter": certificate["notAfter"],
+        }
+        assert events[1]["data"] == {"vhostId": vhost_id, "source": "uploaded"}
 
 
 async def test_upload_rejections_name_reason(server_dir: Path) -> None:
