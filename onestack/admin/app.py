@@ -55,15 +55,13 @@ class AdminState:
         await self._start_certificate_manager()
 
     async def _start_certificate_manager(self) -> None:
-        """Renew ACME certificates here when HTTPS and ACME are enabled."""
-        https = self.config.modules.https
-        if not (https.enabled and https.acme.enabled):
-            return
+        """Renew ACME certificates here while HTTPS and ACME are enabled."""
         self.certificate_manager = CertificateManager(
             self.store,
             self.data_dir,
             lambda: self.config.modules.https.acme,
             self.hub.publish,
+            active=lambda: self.config.modules.https.enabled,
         )
         self.hub.subscribe(self.certificate_manager.on_event)
         await self.certificate_manager.start()

@@ -93,7 +93,13 @@ class CertificateManager:
         retry_base: float = RETRY_BASE,
         retry_max: float = RETRY_MAX,
         issuer_factory: Callable[[AcmeConfig, Path], Issuer] = AcmeIssuer,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
+        """Set up the manager; ``active`` tells whether passes order anything.
+
+        ``acme_config`` and ``active`` are read at every pass, so a config
+        change takes effect without a restart.
+        """
         self.store = store
         self.data_dir = data_dir
         self.acme_config = acme_config
@@ -102,17 +108,16 @@ class CertificateManager:
         self.retry_base = retry_base
         self.retry_max = retry_max
         self.issuer_factory = issuer_factory
+        self.active = active
         self.retries: dict[int, RetryState] = {}
         self._order_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._announced = False
 
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="certificate-manager")
-            logger.info(
-                "certificate manager started for %s", self.acme_config().directoryUrl
-            )
 
     async def stop(self) -> None:
         """Stop the background task; safe to call twice."""
@@ -151,8 +156,12 @@ class CertificateManager:
     async def check_all(self) -> int:
         """Order certificates for every vhost that needs one; return how many were issued."""
         config = self.acme_config()
-        if not config.enabled:
+        if not (self.active() and config.enabled):
+            self._announced = False
             return 0
+        if not self._announced:
+            logger.info("ACME certificates come from %s", config.directoryUrl)
+            self._announced = True
         vhosts = await certificate_store.tls_vhosts(self.store)
         stored = await certificate_store.vhost_certificates(
             self.store, [vhost.id for vhost in vhosts]

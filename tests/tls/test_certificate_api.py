@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 import trustme
+from sqlalchemy import update
 
 from onestack.events import Event, EventClient, socket_path
 from onestack.store import Store
+from onestack.store.tables import vhosts
 from tests.support import Server, run_server
 from tests.tls.conftest import add_vhost
 from tests.tls.support import (
@@ -65,6 +67,30 @@ def server_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "data"
 
 
+async def check_rejections(server: Server, vhost_id: int, ca: trustme.CA) -> None:
+    """PUT invalid uploads and check each 400 names the field and the reason."""
+    good = upload_body(ca, "example.test", "www.example.test")
+    other = upload_body(ca, "example.test", "www.example.test")
+    narrow = upload_body(ca, "example.test")
+    path = f"/api/vhosts/{vhost_id}/certificate"
+    cases = [
+        ({**good, "privateKey": other["privateKey"]}, "privateKey", "does not match"),
+        (narrow, "certificate", "do not cover www.example.test"),
+        ({**good, "certificate": "garbage"}, "certificate", "no PEM CERTIFICATE"),
+        ({"certificate": good["certificate"]}, "privateKey", "Field required"),
+    ]
+
+    for body, field, reason in cases:
+        response = await api(server, "PUT", path, json=body)
+        assert response.status_code == 400, response.text
+        error = response.json()
+        assert error["code"] == "INVALID_REQUEST"
+        assert reason in error["error"], error
+        assert field in error["error"], error
+    shown = await api(server, "GET", path)
+    assert shown.status_code == 404
+
+
 async def test_upload_show_delete(server_dir: Path) -> None:
     [vhost_id] = await prepare_data_dir(
         server_dir, ("example.test", ["www.example.test"])
@@ -80,6 +106,7 @@ async def test_upload_show_delete(server_dir: Path) -> None:
 
         listener.subscribe(collect)
         await listener.start()
+        await check_rejections(server, vhost_id, ca)
         missing = await api(server, "GET", f"/api/vhosts/{vhost_id}/certificate")
         assert missing.status_code == 404
         unknown = await api(server, "GET", "/api/vhosts/999/certificate")
@@ -127,38 +154,6 @@ async def test_upload_show_delete(server_dir: Path) -> None:
         assert events[1]["data"] == {"vhostId": vhost_id, "source": "uploaded"}
 
 
-async def test_upload_rejections_name_reason(server_dir: Path) -> None:
-    [vhost_id] = await prepare_data_dir(
-        server_dir, ("example.test", ["www.example.test"])
-    )
-    ca = trustme.CA()
-    good = upload_body(ca, "example.test", "www.example.test")
-    other = upload_body(ca, "example.test", "www.example.test")
-    narrow = upload_body(ca, "example.test")
-    path = f"/api/vhosts/{vhost_id}/certificate"
-
-    async with serving(server_dir) as server:
-        cases = [
-            (
-                {**good, "privateKey": other["privateKey"]},
-                "privateKey",
-                "does not match",
-            ),
-            (narrow, "certificate", "do not cover www.example.test"),
-            ({**good, "certificate": "garbage"}, "certificate", "no PEM CERTIFICATE"),
-            ({"certificate": good["certificate"]}, "privateKey", "Field required"),
-        ]
-        for body, field, reason in cases:
-            response = await api(server, "PUT", path, json=body)
-            assert response.status_code == 400, response.text
-            error = response.json()
-            assert error["code"] == "INVALID_REQUEST"
-            assert reason in error["error"], error
-            assert field in error["error"], error
-        shown = await api(server, "GET", path)
-        assert shown.status_code == 404
-
-
 @pytest.fixture
 async def pebble(tmp_path: Path) -> AsyncIterator[Pebble]:
     resolver, dns_port = await start_resolver()
@@ -172,37 +167,52 @@ async def pebble(tmp_path: Path) -> AsyncIterator[Pebble]:
         resolver.close()
 
 
-def acme_overrides(pebble: Pebble, https: bool) -> dict[str, Any]:
+def acme_overrides(pebble: Pebble) -> dict[str, Any]:
+    """Enable https (its module may be absent) with ACME from Pebble."""
     acme = {"directoryUrl": pebble.directory_url, "caBundle": str(pebble.ca_bundle)}
-    return {"modules": {"https": {"enabled": https, "acme": acme}}}
+    return {"modules": {"https": {"enabled": True, "acme": acme}}}
+
+
+async def set_ssl(data_dir: Path, vhost_id: int, ssl: bool) -> None:
+    store = Store(f"sqlite+aiosqlite:///{(data_dir / 'onestack.db').resolve()}")
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(
+                update(vhosts).where(vhosts.c.id == vhost_id).values(ssl=ssl)
+            )
+    finally:
+        await store.close()
 
 
 @pytest.mark.slow
-async def test_renew_orders_from_acme(server_dir: Path, pebble: Pebble) -> None:
-    [vhost_id] = await prepare_data_dir(server_dir, ("renew.example.test", []))
+async def test_acme_renew_and_manager(server_dir: Path, pebble: Pebble) -> None:
+    auto_id, renew_id = await prepare_data_dir(
+        server_dir, ("auto.example.test", []), ("renew.example.test", [])
+    )
+    [plain_id] = await prepare_data_dir(server_dir, ("plain.example.test", []))
+    await set_ssl(server_dir, plain_id, False)
 
-    async with serving(server_dir, acme_overrides(pebble, https=False)) as server:
-        renewed = await api(server, "POST", f"/api/vhosts/{vhost_id}/certificate/renew")
-        assert renewed.status_code == 200, renewed.text + server.log()
-        assert renewed.json()["certificate"]["source"] == "acme"
-        assert renewed.json()["certificate"]["names"] == ["renew.example.test"]
-        shown = await api(server, "GET", f"/api/vhosts/{vhost_id}/certificate")
-        assert shown.json()["source"] == "acme"
-        assert "Pebble" in shown.json()["issuer"]
-
-
-@pytest.mark.slow
-async def test_manager_starts_with_https(server_dir: Path, pebble: Pebble) -> None:
-    [vhost_id] = await prepare_data_dir(server_dir, ("auto.example.test", []))
-
-    async with serving(server_dir, acme_overrides(pebble, https=True)) as server:
+    async with serving(server_dir, acme_overrides(pebble)) as server:
+        # The manager started with the https module orders on its own.
         deadline = time.monotonic() + 60
         source = None
         while time.monotonic() < deadline:
-            shown = await api(server, "GET", f"/api/vhosts/{vhost_id}/certificate")
+            shown = await api(server, "GET", f"/api/vhosts/{auto_id}/certificate")
             source = shown.json().get("source")
             if source == "acme":
                 break
             await asyncio.sleep(0.2)
         assert source == "acme", server.log()
-        assert "certificate manager started" in server.log()
+        assert f"ACME certificates come from {pebble.directory_url}" in server.log()
+
+        renewed = await api(server, "POST", f"/api/vhosts/{renew_id}/certificate/renew")
+        assert renewed.status_code == 200, renewed.text + server.log()
+        assert renewed.json()["certificate"]["source"] == "acme"
+        assert renewed.json()["certificate"]["names"] == ["renew.example.test"]
+        shown = await api(server, "GET", f"/api/vhosts/{renew_id}/certificate")
+        assert shown.json()["source"] == "acme"
+        assert "Pebble" in shown.json()["issuer"]
+
+        refused = await api(server, "POST", f"/api/vhosts/{plain_id}/certificate/renew")
+        assert refused.status_code == 400
+        assert "does not have ssl enabled" in refused.json()["error"]

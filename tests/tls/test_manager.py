@@ -130,3 +130,30 @@ async def test_disabled_acme_orders_nothing(store: Store, tmp_path: Path) -> Non
 
     assert await manager.check_all() == 0
     assert ScriptedIssuer.orders == []
+
+
+async def test_inactive_manager_orders_after_enabling(
+    store: Store, tmp_path: Path
+) -> None:
+    await add_vhost(store, "a.test")
+    ScriptedIssuer.failures = 0
+    ScriptedIssuer.orders = []
+    https_enabled = False
+
+    async def publish(_type: str, _data: dict[str, Any]) -> None:
+        pass
+
+    manager = CertificateManager(
+        store,
+        tmp_path,
+        lambda: AcmeConfig(),
+        publish,
+        issuer_factory=ScriptedIssuer,
+        active=lambda: https_enabled,
+    )
+
+    assert await manager.check_all() == 0
+    assert ScriptedIssuer.orders == []
+    https_enabled = True
+    assert await manager.check_all() == 1
+    assert ScriptedIssuer.orders == [["a.test"]]
