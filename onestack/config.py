@@ -107,8 +107,9 @@ class AcmeConfig(StrictModel):
     enabled: bool = True
     directoryUrl: str = "https://acme-v02.api.letsencrypt.org/directory"
     email: str = ""
-    # PEM bundle trusted for the ACME server's own TLS (a test CA such as
-    # Pebble's); empty means the system trust store.
+    # CA certificates trusted for the ACME server's own TLS (a test CA such as
+    # Pebble's): a PEM file's path or the PEM text. Empty means the system
+    # trust store.
     caBundle: str = ""
     renewBeforeDays: int = Field(30, ge=1, le=89)
 
