@@ -141,13 +141,13 @@ class Responder:
     def _respond_slow(self, packet: bytes, peer: str, tcp: bool) -> list[bytes]:
         try:
             query = dns.message.from_wire(packet)
-        except dns.message.BadEDNSVersion:
-            return self._badvers(packet)
         except (dns.exception.DNSException, ValueError, IndexError):
             reply = _formerr(packet)
             return [reply] if reply is not None else []
         if query.flags & dns.flags.QR:
             return []  # never answer a response
+        if query.edns > 0:
+            return self._badvers(packet)
         opcode = query.opcode()
         if opcode != dns.opcode.QUERY:
             response = dns.message.make_response(query)
@@ -219,7 +219,7 @@ class Responder:
             response.answer = result.answer
             response.authority = result.authority
             response.additional = result.additional
-        full = response.to_wire()
+        full = response.to_wire(max_size=65535)
 
         # RFC 2181 section 9: a truncated answer sets TC; the client retries
         # over TCP. Only the header, question and OPT record are sent.
