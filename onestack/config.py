@@ -125,6 +125,7 @@ class DnsConfig(ModuleConfig):
     port: int = Field(5300, ge=1, le=65535)
     maxCachedAnswers: int = Field(100_000, ge=100, le=10_000_000)
     tcpIdleTimeout: float = Field(10.0, gt=0, le=600)
+    maxTcpConnections: int = Field(1000, ge=1, le=100_000)
 
 
 class SmtpConfig(StrictModel):
