@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from sqlalchemy import insert
 from onestack import passwords
 from onestack.config import SshConfig
 from onestack.modules import WorkerContext
+from onestack.ssh.hostkeys import host_key_dir, load_host_keys
 from onestack.ssh.module import SshModule
 from onestack.store import Store
 from onestack.store import ssh as ssh_store
@@ -111,6 +114,20 @@ def make_key(directory: Path, name: str = "id_ed25519") -> Path:
     return path
 
 
+@functools.cache
+def password_hash() -> str:
+    """Return one Argon2id hash of PASSWORD; hashing costs tens of ms each time."""
+    return passwords.hash_password(PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def host_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory whose host keys were generated once for the session."""
+    data_dir = tmp_path_factory.mktemp("host-keys")
+    load_host_keys(data_dir)
+    return host_key_dir(data_dir)
+
+
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'onestack.db'}")
@@ -120,7 +137,7 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def start_site(
-    tmp_path: Path, store: Store, config: dict[str, object] | None = None
+    tmp_path: Path, store: Store, host_keys: Path, config: dict[str, object] | None = None
 ) -> Site:
     data_dir = tmp_path / "data"
     root = tmp_path / "www" / "site"
@@ -128,9 +145,10 @@ async def start_site(
     work = tmp_path / "client"
     for directory in (data_dir, root, outside, work):
         directory.mkdir(parents=True)
+    shutil.copytree(host_keys, host_key_dir(data_dir))
     await insert_vhost(store, 1, "example.com", root)
-    password_hash = await asyncio.to_thread(passwords.hash_password, PASSWORD)
-    await ssh_store.create_user(store, "alice", password_hash, [], 1, True)
+    hashed = await asyncio.to_thread(password_hash)
+    await ssh_store.create_user(store, "alice", hashed, [], 1, True)
 
     port = free_port()
     settings = {"enabled": True, "host": "127.0.0.1", "port": port, **(config or {})}
@@ -140,7 +158,7 @@ async def start_site(
 
 
 @pytest.fixture
-async def site(tmp_path: Path, store: Store) -> AsyncIterator[Site]:
-    running = await start_site(tmp_path, store)
+async def site(tmp_path: Path, store: Store, host_keys: Path) -> AsyncIterator[Site]:
+    running = await start_site(tmp_path, store, host_keys)
     yield running
     await running.module.stop()
