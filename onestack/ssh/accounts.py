@@ -38,7 +38,9 @@ def normalize_public_keys(keys: list[str]) -> list[str]:
         try:
             key = asyncssh.import_public_key(line)
         except (asyncssh.KeyImportError, ValueError) as exc:
-            raise InvalidPublicKeyError(index, f"invalid OpenSSH public key ({exc})") from None
+            raise InvalidPublicKeyError(
+                index, f"invalid OpenSSH public key ({exc})"
+            ) from None
         normalized.append(key.export_public_key("openssh").decode().strip())
     return normalized
 

@@ -88,7 +88,9 @@ def client_path(parts: tuple[bytes, ...]) -> bytes:
 def openat2(dir_fd: int, path: bytes, flags: int, mode: int = 0) -> int:
     """Open ``path`` beneath ``dir_fd``; the kernel rejects any escape."""
     how = ctypes.create_string_buffer(
-        struct.pack("QQQ", flags | os.O_CLOEXEC, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+        struct.pack(
+            "QQQ", flags | os.O_CLOEXEC, mode, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+        )
     )
     while True:
         fd = _libc.syscall(SYS_OPENAT2, dir_fd, path, how, ctypes.sizeof(how))

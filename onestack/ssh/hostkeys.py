@@ -34,7 +34,10 @@ def load_host_keys(data_dir: Path) -> list[asyncssh.SSHKey]:
     """
     directory = host_key_dir(data_dir)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return [_load_or_create(directory / name, algorithm) for algorithm, name in HOST_KEY_FILES]
+    return [
+        _load_or_create(directory / name, algorithm)
+        for algorithm, name in HOST_KEY_FILES
+    ]
 
 
 def host_key_fingerprints(data_dir: Path) -> dict[str, str]:

@@ -193,7 +193,9 @@ class SftpConnection(asyncssh.SSHServer):
     def create_sftp_server(self, chan: asyncssh.SSHServerChannel) -> ConfinedSFTPServer:
         assert self.login is not None
         root = DocumentRoot(self.login.document_root)
-        limits = SessionLimits(self.id, self.module.config.maxHandlesPerSession, self.touch)
+        limits = SessionLimits(
+            self.id, self.module.config.maxHandlesPerSession, self.touch
+        )
         return ConfinedSFTPServer(chan, root, limits)
 
     async def _close_when_idle(self) -> None:
@@ -261,7 +263,9 @@ class SshModule(Module):
         elif event["type"] == "sshUserUpdated" and data.get("enabled") is False:
             self.close_sessions(str(data.get("username", "")), "account disabled")
 
-    def _create_sftp_server(self, chan: asyncssh.SSHServerChannel) -> ConfinedSFTPServer:
+    def _create_sftp_server(
+        self, chan: asyncssh.SSHServerChannel
+    ) -> ConfinedSFTPServer:
         owner = chan.get_connection().get_owner()
         assert isinstance(owner, SftpConnection)
         return owner.create_sftp_server(chan)
@@ -287,5 +291,7 @@ class SshModule(Module):
 
     def close_sessions(self, username: str, reason: str) -> None:
         for connection in list(self._sessions.get(username, ())):
-            logger.info("[conn=%s] closing session of %s: %s", connection.id, username, reason)
+            logger.info(
+                "[conn=%s] closing session of %s: %s", connection.id, username, reason
+            )
             connection.close()

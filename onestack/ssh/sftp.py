@@ -118,7 +118,10 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
     """SFTP operations for one session, every path inside ``root``."""
 
     def __init__(
-        self, chan: asyncssh.SSHServerChannel, root: DocumentRoot, session: SessionLimits
+        self,
+        chan: asyncssh.SSHServerChannel,
+        root: DocumentRoot,
+        session: SessionLimits,
     ) -> None:
         super().__init__(chan)
         self.root = root
@@ -137,7 +140,9 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
                 self.session.connection_id,
                 self.session.max_handles,
             )
-            raise SFTPFailure(f"too many open handles (limit {self.session.max_handles})")
+            raise SFTPFailure(
+                f"too many open handles (limit {self.session.max_handles})"
+            )
 
     @sftp_operation
     def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> OpenFile:
@@ -184,7 +189,9 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
         return fd
 
     @sftp_operation
-    def open56(self, path: bytes, desired_access: int, flags: int, attrs: SFTPAttrs) -> None:
+    def open56(
+        self, path: bytes, desired_access: int, flags: int, attrs: SFTPAttrs
+    ) -> None:
         raise SFTPOpUnsupported("SFTP versions 5 and 6 are not offered")
 
     def close(self, file_obj: object) -> None:

@@ -60,7 +60,9 @@ async def list_users(store: Store) -> list[SshUser]:
 async def get_user(store: Store, username: str) -> SshUser | None:
     async with store.engine.connect() as conn:
         row = (
-            await conn.execute(select(ssh_users).where(ssh_users.c.username == username))
+            await conn.execute(
+                select(ssh_users).where(ssh_users.c.username == username)
+            )
         ).first()
     return None if row is None else _user(row)
 
@@ -81,7 +83,9 @@ async def get_login(store: Store, username: str) -> SshLogin | None:
 
 async def vhost_exists(store: Store, vhost_id: int) -> bool:
     async with store.engine.connect() as conn:
-        row = (await conn.execute(select(vhosts.c.id).where(vhosts.c.id == vhost_id))).first()
+        row = (
+            await conn.execute(select(vhosts.c.id).where(vhosts.c.id == vhost_id))
+        ).first()
     return row is not None
 
 
@@ -106,25 +110,35 @@ async def create_user(
             )
         )
         row = (
-            await conn.execute(select(ssh_users).where(ssh_users.c.username == username))
+            await conn.execute(
+                select(ssh_users).where(ssh_users.c.username == username)
+            )
         ).one()
     return _user(row)
 
 
-async def update_user(store: Store, username: str, changes: dict[str, Any]) -> SshUser | None:
+async def update_user(
+    store: Store, username: str, changes: dict[str, Any]
+) -> SshUser | None:
     """Set the given columns; returns the updated account, or None if absent."""
     async with store.engine.begin() as conn:
         if changes:
             await conn.execute(
-                update(ssh_users).where(ssh_users.c.username == username).values(**changes)
+                update(ssh_users)
+                .where(ssh_users.c.username == username)
+                .values(**changes)
             )
         row = (
-            await conn.execute(select(ssh_users).where(ssh_users.c.username == username))
+            await conn.execute(
+                select(ssh_users).where(ssh_users.c.username == username)
+            )
         ).first()
     return None if row is None else _user(row)
 
 
 async def delete_user(store: Store, username: str) -> bool:
     async with store.engine.begin() as conn:
-        result = await conn.execute(delete(ssh_users).where(ssh_users.c.username == username))
+        result = await conn.execute(
+            delete(ssh_users).where(ssh_users.c.username == username)
+        )
     return result.rowcount > 0

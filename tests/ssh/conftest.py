@@ -99,7 +99,9 @@ def ssh_options(port: int) -> list[str]:
     ]
 
 
-async def run_sftp(site: Site, batch: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+async def run_sftp(
+    site: Site, batch: str, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
     """Run ``Site.sftp`` in a thread so the in-process module keeps serving."""
     return await asyncio.to_thread(site.sftp, batch, **kwargs)  # type: ignore[arg-type]
 
@@ -137,7 +139,10 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def start_site(
-    tmp_path: Path, store: Store, host_keys: Path, config: dict[str, object] | None = None
+    tmp_path: Path,
+    store: Store,
+    host_keys: Path,
+    config: dict[str, object] | None = None,
 ) -> Site:
     data_dir = tmp_path / "data"
     root = tmp_path / "www" / "site"
@@ -152,9 +157,13 @@ async def start_site(
 
     port = free_port()
     settings = {"enabled": True, "host": "127.0.0.1", "port": port, **(config or {})}
-    module = SshModule(SshConfig.model_validate(settings), WorkerContext(data_dir, store, None))
+    module = SshModule(
+        SshConfig.model_validate(settings), WorkerContext(data_dir, store, None)
+    )
     await module.start()
-    return Site(module=module, store=store, port=port, root=root, outside=outside, work=work)
+    return Site(
+        module=module, store=store, port=port, root=root, outside=outside, work=work
+    )
 
 
 @pytest.fixture

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from onestack.ssh.confine import DocumentRoot, OutsideRootError, permission_bits, split_path
+from onestack.ssh.confine import (
+    DocumentRoot,
+    OutsideRootError,
+    permission_bits,
+    split_path,
+)
 
 
 @pytest.fixture
@@ -63,7 +68,9 @@ def test_split_path(path: bytes, parts: tuple[bytes, ...]) -> None:
     assert split_path(path) == parts
 
 
-@pytest.mark.parametrize("path", [b"..", b"/..", b"../x", b"a/../../x", b"/a/b/../../../etc"])
+@pytest.mark.parametrize(
+    "path", [b"..", b"/..", b"../x", b"a/../../x", b"/a/b/../../../etc"]
+)
 def test_split_path_above_root(path: bytes) -> None:
     with pytest.raises(OutsideRootError):
         split_path(path)
@@ -115,7 +122,9 @@ def test_open_parent_through_link_out_rejected(document_root: DocumentRoot) -> N
         document_root.open_parent(b"/out-dir/new.txt")
 
 
-def test_create_through_link_out_rejected(document_root: DocumentRoot, tree: Path) -> None:
+def test_create_through_link_out_rejected(
+    document_root: DocumentRoot, tree: Path
+) -> None:
     with pytest.raises(OutsideRootError):
         document_root.open(b"/out-dir/new.txt", os.O_WRONLY | os.O_CREAT, 0o644)
     assert not (tree.parent / "new.txt").exists()
@@ -150,7 +159,9 @@ def test_realpath(document_root: DocumentRoot, path: bytes, expected: bytes) -> 
         (b"", False),
     ],
 )
-def test_symlink_target(document_root: DocumentRoot, target: bytes, allowed: bool) -> None:
+def test_symlink_target(
+    document_root: DocumentRoot, target: bytes, allowed: bool
+) -> None:
     entry = document_root.open_parent(b"/sub/new-link")
     try:
         if allowed:

@@ -33,7 +33,10 @@ def test_fingerprint_matches_ssh_keygen(tmp_path: Path) -> None:
     key_file = host_key_dir(tmp_path) / "ssh_host_ed25519_key"
 
     output = subprocess.run(
-        ["ssh-keygen", "-l", "-f", str(key_file)], capture_output=True, text=True, check=True
+        ["ssh-keygen", "-l", "-f", str(key_file)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
     assert fingerprints["ssh-ed25519"] in output
@@ -59,5 +62,7 @@ def test_workers_starting_together_agree(tmp_path: Path) -> None:
     assert all(process.returncode == 0 for process in processes)
     assert len(set(outputs)) == 1
     assert outputs[0].strip() == json.dumps(host_key_fingerprints(tmp_path))
-    leftovers = [p.name for p in host_key_dir(tmp_path).iterdir() if p.name.startswith(".")]
+    leftovers = [
+        p.name for p in host_key_dir(tmp_path).iterdir() if p.name.startswith(".")
+    ]
     assert leftovers == []

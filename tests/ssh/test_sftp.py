@@ -14,7 +14,14 @@ import pytest
 
 from onestack.store import Store
 from onestack.store import ssh as ssh_store
-from tests.ssh.conftest import PASSWORD, Site, make_key, run_sftp, ssh_options, start_site
+from tests.ssh.conftest import (
+    PASSWORD,
+    Site,
+    make_key,
+    run_sftp,
+    ssh_options,
+    start_site,
+)
 from tests.support import free_port
 
 
@@ -22,7 +29,9 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-async def connect(site: Site, password: str = PASSWORD, **kwargs: object) -> asyncssh.SSHClientConnection:
+async def connect(
+    site: Site, password: str = PASSWORD, **kwargs: object
+) -> asyncssh.SSHClientConnection:
     return await asyncssh.connect(
         "127.0.0.1",
         site.port,
@@ -52,7 +61,10 @@ async def test_password_upload_list_rename_delete_download(site: Site) -> None:
 
     assert result.returncode == 0, result.stderr
     assert "index.html" in result.stdout
-    assert sha256(site.root / "assets" / "index.html") == hashlib.sha256(payload).hexdigest()
+    assert (
+        sha256(site.root / "assets" / "index.html")
+        == hashlib.sha256(payload).hexdigest()
+    )
     assert sha256(site.work / "copy.html") == hashlib.sha256(payload).hexdigest()
     assert not (site.root / "old.txt").exists()
     assert not (site.root / "page.html").exists()
@@ -110,29 +122,29 @@ class TestEscapes:
         return canary
 
     ATTEMPTS = (
-            "cd ..\n",
-            "cd /..\n",
-            "get /etc/passwd\n",
-            "get ../outside/canary.txt\n",
-            "get /../outside/canary.txt\n",
-            "symlink / x\n",
-            "symlink ../outside x\n",
-            "symlink /etc/passwd x\n",
-            "get x/etc/passwd\n",
-            "get leak/canary.txt\n",
-            "ls -l leak/canary.txt\n",
-            "get etc-link/passwd\n",
-            "get up\n",
-            "put local.txt leak/new.txt\n",
-            "put local.txt ../outside/new.txt\n",
-            "put local.txt up\n",
-            "mkdir ../outside/newdir\n",
-            "rename leak/canary.txt stolen.txt\n",
-            "put local.txt f.txt\nrename f.txt ../outside/f.txt\n",
-            "put local.txt f.txt\nrename f.txt leak/f.txt\n",
-            "rm leak/canary.txt\n",
-            "rm up\nrm /\n",
-            "chmod 777 up\n",
+        "cd ..\n",
+        "cd /..\n",
+        "get /etc/passwd\n",
+        "get ../outside/canary.txt\n",
+        "get /../outside/canary.txt\n",
+        "symlink / x\n",
+        "symlink ../outside x\n",
+        "symlink /etc/passwd x\n",
+        "get x/etc/passwd\n",
+        "get leak/canary.txt\n",
+        "ls -l leak/canary.txt\n",
+        "get etc-link/passwd\n",
+        "get up\n",
+        "put local.txt leak/new.txt\n",
+        "put local.txt ../outside/new.txt\n",
+        "put local.txt up\n",
+        "mkdir ../outside/newdir\n",
+        "rename leak/canary.txt stolen.txt\n",
+        "put local.txt f.txt\nrename f.txt ../outside/f.txt\n",
+        "put local.txt f.txt\nrename f.txt leak/f.txt\n",
+        "rm leak/canary.txt\n",
+        "rm up\nrm /\n",
+        "chmod 777 up\n",
     )
 
     async def test_escape_attempts_fail(self, site: Site, canary: Path) -> None:
@@ -167,7 +179,10 @@ class TestEscapes:
     async def test_symlink_inside_root_works(self, site: Site, canary: Path) -> None:
         (site.work / "local.txt").write_text("inside")
 
-        result = await run_sftp(site, "mkdir d\nput local.txt d/t.txt\nsymlink d/t.txt link\nget link got.txt\n")
+        result = await run_sftp(
+            site,
+            "mkdir d\nput local.txt d/t.txt\nsymlink d/t.txt link\nget link got.txt\n",
+        )
 
         assert result.returncode == 0, result.stderr
         assert (site.work / "got.txt").read_text() == "inside"
@@ -257,7 +272,9 @@ async def test_session_limit(tmp_path: Path, store: Store, host_keys: Path) -> N
         await site.module.stop()
 
 
-async def test_idle_session_closed(tmp_path: Path, store: Store, host_keys: Path) -> None:
+async def test_idle_session_closed(
+    tmp_path: Path, store: Store, host_keys: Path
+) -> None:
     site = await start_site(tmp_path, store, host_keys, {"idleTimeout": 0.5})
     try:
         conn = await connect(site)
@@ -272,6 +289,8 @@ async def test_deleted_account_session_closed(site: Site) -> None:
     conn = await connect(site)
     await ssh_store.delete_user(site.store, "alice")
 
-    await site.module.on_event({"type": "sshUserDeleted", "data": {"username": "alice"}})
+    await site.module.on_event(
+        {"type": "sshUserDeleted", "data": {"username": "alice"}}
+    )
 
     await asyncio.wait_for(conn.wait_closed(), timeout=30)

@@ -31,9 +31,13 @@ async def any_store(database_url: str) -> AsyncIterator[Store]:
 async def test_account_lifecycle(any_store: Store, tmp_path: Path) -> None:
     await insert_vhost(any_store, 7, "example.org", tmp_path / "www")
 
-    created = await ssh_store.create_user(any_store, "bob", "$argon2id$x", ["ssh-ed25519 AAAA"], 7, True)
+    created = await ssh_store.create_user(
+        any_store, "bob", "$argon2id$x", ["ssh-ed25519 AAAA"], 7, True
+    )
     login = await ssh_store.get_login(any_store, "bob")
-    updated = await ssh_store.update_user(any_store, "bob", {"enabled": False, "password_hash": None})
+    updated = await ssh_store.update_user(
+        any_store, "bob", {"enabled": False, "password_hash": None}
+    )
     listed = await ssh_store.list_users(any_store)
     deleted = await ssh_store.delete_user(any_store, "bob")
 
@@ -57,7 +61,9 @@ async def test_duplicate_username_rejected(any_store: Store, tmp_path: Path) -> 
     await ssh_store.create_user(any_store, "bob", None, ["ssh-ed25519 AAAA"], 1, True)
 
     with pytest.raises(IntegrityError):
-        await ssh_store.create_user(any_store, "bob", None, ["ssh-ed25519 AAAA"], 1, True)
+        await ssh_store.create_user(
+            any_store, "bob", None, ["ssh-ed25519 AAAA"], 1, True
+        )
 
 
 async def test_vhost_exists(any_store: Store, tmp_path: Path) -> None:

@@ -45,7 +45,9 @@ class SshUserCreate(BaseModel):
         max_length=MAX_PUBLIC_KEYS,
         description="OpenSSH public key lines (ssh-ed25519 AAAA... comment)",
     )
-    vhostId: int = Field(description="The vhost whose document root the account sees as /")
+    vhostId: int = Field(
+        description="The vhost whose document root the account sees as /"
+    )
     enabled: bool = True
 
 
@@ -101,7 +103,9 @@ async def list_users(state: AdminState = Depends(get_state)) -> list[dict[str, A
 
 
 @router.get("/ssh/users/{username}")
-async def get_user(username: str, state: AdminState = Depends(get_state)) -> dict[str, Any]:
+async def get_user(
+    username: str, state: AdminState = Depends(get_state)
+) -> dict[str, Any]:
     return user_json(await _find_user(state, username))
 
 
@@ -123,14 +127,21 @@ async def create_user(
     if password is None and not public_keys:
         generated = password = passwords.generate_password()
     password_hash = (
-        None if password is None else await asyncio.to_thread(passwords.hash_password, password)
+        None
+        if password is None
+        else await asyncio.to_thread(passwords.hash_password, password)
     )
 
     if await ssh_store.get_user(state.store, body.username) is not None:
         raise conflict("username", f"SSH user {body.username} already exists")
     try:
         user = await ssh_store.create_user(
-            state.store, body.username, password_hash, public_keys, body.vhostId, body.enabled
+            state.store,
+            body.username,
+            password_hash,
+            public_keys,
+            body.vhostId,
+            body.enabled,
         )
     except IntegrityError:
         # Created by a concurrent request between the check and the insert.
@@ -172,7 +183,9 @@ async def update_user(
     keys_after = changes.get("public_keys", current.public_keys)
     hash_after = changes.get("password_hash", current.password_hash)
     if not keys_after and hash_after is None:
-        raise invalid("password", "an account needs a password or at least one public key")
+        raise invalid(
+            "password", "an account needs a password or at least one public key"
+        )
 
     user = await ssh_store.update_user(state.store, username, changes)
     if user is None:
@@ -182,7 +195,9 @@ async def update_user(
 
 
 @router.delete("/ssh/users/{username}")
-async def delete_user(username: str, state: AdminState = Depends(get_state)) -> dict[str, Any]:
+async def delete_user(
+    username: str, state: AdminState = Depends(get_state)
+) -> dict[str, Any]:
     if not await ssh_store.delete_user(state.store, username):
         raise not_found("SSH user", username)
     await state.hub.publish("sshUserDeleted", {"username": username})
