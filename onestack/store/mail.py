@@ -44,7 +44,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.parser import BytesHeaderParser
+from email.parser import HeaderParser
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -236,22 +236,46 @@ def normalize_address(address: str) -> str:
 # --- header summary ---------------------------------------------------------
 
 
+def decode_header_text(value: str) -> str:
+    """Decode a header value: RFC 2047 words, or raw UTF-8 (RFC 6532).
+
+    ``value`` comes from UTF-8 decoded with surrogateescape, so bytes that
+    were not valid UTF-8 are surrogates here and are read as Latin-1.
+    """
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "surrogateescape").decode("latin-1")
+        return " ".join(value.split())
+    try:
+        decoded = str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, email.errors.HeaderParseError):
+        decoded = value
+    return " ".join(decoded.split())
+
+
 def summarize_headers(raw: bytes) -> HeaderSummary:
     """Read Message-ID, From, To, Subject and Date; RFC 2047 words decoded."""
-    headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    end = raw.find(b"\r\n\r\n")
+    block = raw if end < 0 else raw[: end + 2]
+    headers = HeaderParser(policy=email.policy.compat32).parsestr(
+        block.decode("utf-8", "surrogateescape"), headersonly=True
+    )
+
+    # raw_items() keeps the surrogates that get() would turn into U+FFFD.
+    fields: dict[str, str] = {}
+    for name, value in headers.raw_items():
+        fields.setdefault(name.lower(), value)
 
     def text(name: str) -> str:
-        value = headers.get(name)
+        value = fields.get(name.lower())
         if value is None:
             return ""
-        try:
-            decoded = email.header.make_header(email.header.decode_header(str(value)))
-            return " ".join(str(decoded).split())
-        except (ValueError, LookupError, email.errors.HeaderParseError):
-            return " ".join(str(value).split())
+        return decode_header_text(value)
 
     date = None
-    date_text = headers.get("Date")
+    date_text = fields.get("date")
     if date_text:
         with contextlib.suppress(TypeError, ValueError, IndexError):
             parsed = email.utils.parsedate_to_datetime(str(date_text))
