@@ -133,9 +133,23 @@ class SmtpConfig(StrictModel):
     hostname: str = "localhost"
     maxMessageSize: int = Field(25 * 1024 * 1024, ge=1024)
     maxRecipients: int = Field(100, ge=1, le=10_000)
+    # RFC 5321 section 4.5.3.1.6: a text line is at most 1000 octets with CRLF.
+    maxLineLength: int = Field(1000, ge=512, le=1024 * 1024)
     commandTimeout: float = Field(300.0, gt=0, le=3600)
+    # Outbound delivery: "host" or "host:port" to send every remote message
+    # through; empty means the recipient domain's MX hosts.
     relayHost: str = ""
-    queueRetrySeconds: int = Field(5 * 86_400, ge=60)
+    # Port used on MX hosts (25 on the Internet; tests point it elsewhere).
+    outboundPort: int = Field(25, ge=1, le=65535)
+    # "address" or "address:port" of the DNS resolver for MX lookups; empty
+    # means the system resolver (/etc/resolv.conf).
+    dnsResolver: str = ""
+    outboundTimeout: float = Field(60.0, gt=0, le=3600)
+    # A message that still fails after this long is bounced to its sender.
+    queueRetrySeconds: int = Field(5 * 86_400, ge=1)
+    # First retry delay; each further retry waits twice as long, up to 1 hour.
+    queueRetryBaseSeconds: float = Field(60.0, gt=0, le=86_400)
+    queuePollSeconds: float = Field(5.0, gt=0, le=3600)
 
 
 class ImapConfig(StrictModel):

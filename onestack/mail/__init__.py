@@ -1,0 +1,1 @@
+"""Mail: SMTP delivery, the outbound queue and the IMAP server."""
