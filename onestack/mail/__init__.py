@@ -1,0 +1,1 @@
+"""Mail: SMTP in and out, local delivery, and the IMAP server."""
