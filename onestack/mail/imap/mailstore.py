@@ -149,7 +149,8 @@ def flag_values(flags: Iterable[str]) -> tuple[dict[str, bool], list[str]]:
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """Return ``value`` in UTC: SQLite keeps no offset, so every time is stored as UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def header_fields(raw: bytes) -> dict[str, Any]:
@@ -161,8 +162,8 @@ def header_fields(raw: bytes) -> dict[str, Any]:
             date = email.utils.parsedate_to_datetime(str(headers["Date"]))
         except (TypeError, ValueError, IndexError):
             date = None
-        if date is not None and date.tzinfo is None:
-            date = date.replace(tzinfo=UTC)
+        if date is not None:
+            date = _aware(date)
     return {
         "message_id": str(headers.get("Message-ID", "")).strip() or None,
         "from_header": str(headers.get("From", "")),

@@ -117,16 +117,21 @@ class CommandReader:
 
     def atom(self, extra: frozenset[int] = frozenset(), stop: frozenset[int] = frozenset()) -> str:
         """Read an atom; ``extra`` are specials allowed in it, ``stop`` ends it."""
+        return self._atom_bytes(extra, stop, eight_bit=False).decode("ascii")
+
+    def _atom_bytes(self, extra: frozenset[int], stop: frozenset[int], eight_bit: bool) -> bytes:
         start = self.position
         buffer = self.buffer
         while self.position < len(buffer):
             char = buffer[self.position]
-            if char in _ATOM_SPECIALS and char not in extra or char >= 0x80 or char in stop:
+            if char in _ATOM_SPECIALS and char not in extra or char in stop:
+                break
+            if char >= 0x80 and not eight_bit:
                 break
             self.position += 1
         if self.position == start:
             raise BadCommand("expected an atom")
-        return buffer[start : self.position].decode("ascii")
+        return buffer[start : self.position]
 
     def tag(self) -> str:
         # RFC 3501: tag is 1*<any ASTRING-CHAR except "+">.
@@ -201,7 +206,9 @@ class CommandReader:
         char = self.peek()
         if char in (0x22, 0x7B):
             return self.string()
-        return self.atom(_ASTRING_EXTRA).encode("ascii")
+        # Some clients (imaplib among them) send UTF-8 search strings and
+        # mailbox names as bare atoms; they are taken rather than rejected.
+        return self._atom_bytes(_ASTRING_EXTRA, frozenset(), eight_bit=True)
 
     def astring(self) -> str:
         try:

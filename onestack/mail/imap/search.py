@@ -349,8 +349,8 @@ def _all(keys: list[Predicate]) -> Predicate:
 def parse_search(reader: CommandReader) -> SearchProgram:
     """Parse ``[CHARSET name] search-key *(SP search-key)``."""
     charset = "US-ASCII"
-    start = reader.position
-    if reader.atom().upper() == "CHARSET":
+    if reader.buffer[reader.position : reader.position + 8].upper() == b"CHARSET ":
+        reader.atom()
         reader.sp()
         charset = reader.astring().upper()
         if charset not in SUPPORTED_CHARSETS:
@@ -359,8 +359,6 @@ def parse_search(reader: CommandReader) -> SearchProgram:
                 code="BADCHARSET (" + " ".join(SUPPORTED_CHARSETS) + ")",
             )
         reader.sp()
-    else:
-        reader.position = start
     parser = _Parser(reader, charset)
     predicate = parser.program()
     reader.end()

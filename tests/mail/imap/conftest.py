@@ -135,3 +135,41 @@ def make_message(number: int, subject: str | None = None, body: str | None = Non
         f"Message-ID: <m{number}@example.org>\r\n"
         f"\r\n{body}"
     ).encode()
+
+
+class RawClient:
+    """A plain socket speaking IMAP by hand, for malformed and low-level input."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.file = self.sock.makefile("rb")
+        self.greeting = self.readline()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def readline(self) -> bytes:
+        return self.file.readline()
+
+    def command(self, line: bytes) -> list[bytes]:
+        """Send a command line and read responses up to its tagged reply."""
+        tag = line.split(b" ", 1)[0]
+        self.send(line + b"\r\n")
+        lines = []
+        while True:
+            response = self.readline()
+            if not response:
+                return lines
+            lines.append(response)
+            if response.startswith(tag + b" "):
+                return lines
+
+    def login(self, user: str = "alice@example.com") -> None:
+        reply = self.command(f'L1 LOGIN {user} "{PASSWORD}"'.encode())
+        assert reply[-1].startswith(b"L1 OK"), reply
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
