@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 
 from onestack import config as config_module
-from onestack.admin import errors
+from onestack.admin import errors, panel
 from onestack.admin.auth import AdminAuthenticator, client_address
 from onestack.admin.limits import RequestLimits
 from onestack.config import Config
@@ -117,4 +117,7 @@ def create_app(state: AdminState) -> FastAPI:
         per_minute=lambda: admin().rateLimit.requestsPerMinute,
         max_body=lambda: admin().maxBodyBytes,
     )
+
+    # Last, so that the API routes and the WebSocket route on / match first.
+    panel.install(app)
     return app
