@@ -234,6 +234,11 @@ function Compose({ mailboxes }) {
   const [sent, setSent] = useState(null);
   const set = (key) => (value) => setForm({ ...form, [key]: value });
 
+  // The mailbox list may arrive after the form is first drawn.
+  useEffect(() => {
+    if (!form.from && first) setForm({ ...form, from: first });
+  }, [first]);
+
   async function submit(event) {
     event.preventDefault();
     setErrors({});
