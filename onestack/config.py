@@ -70,6 +70,14 @@ class ModuleConfig(StrictModel):
 
 
 class HttpLimits(StrictModel):
+    """Limits of the http and https modules, each logged when a client hits it.
+
+    Timeouts are in seconds: ``headerTimeout`` bounds the time from a
+    request's first byte to the end of its headers (slow-loris clients),
+    ``idleTimeout`` a keep-alive connection without requests and a stalled
+    transfer. ``maxConnections`` is per worker process; sizes are in bytes.
+    """
+
     headerTimeout: float = Field(10.0, gt=0, le=3600)
     idleTimeout: float = Field(30.0, gt=0, le=3600)
     maxConnections: int = Field(10_000, ge=1, le=1_000_000)
@@ -77,12 +85,21 @@ class HttpLimits(StrictModel):
     maxHeaderSize: int = Field(16384, ge=1024, le=1024 * 1024)
 
 
-class HttpConfig(ModuleConfig):
-    port: int = Field(8080, ge=1, le=65535)
+class WebConfig(ModuleConfig):
+    """Settings the http and https modules share."""
+
     limits: HttpLimits = HttpLimits()
+    # Combined-format access log per vhost in DATA_DIR/logs/<domain>.access.log,
+    # rotated when it reaches accessLogMaxBytes, keeping accessLogBackups files.
     accessLog: bool = True
     accessLogMaxBytes: int = Field(10 * 1024 * 1024, ge=1024)
     accessLogBackups: int = Field(5, ge=0, le=100)
+
+
+class HttpConfig(WebConfig):
+    port: int = Field(8080, ge=1, le=65535)
+    # The port redirectToHttps sends clients to (the https module's port).
+    httpsPort: int = Field(8443, ge=1, le=65535)
 
 
 class AcmeConfig(StrictModel):
@@ -95,10 +112,9 @@ class AcmeConfig(StrictModel):
     renewBeforeDays: int = Field(30, ge=1, le=89)
 
 
-class HttpsConfig(ModuleConfig):
+class HttpsConfig(WebConfig):
     enabled: bool = False
     port: int = Field(8443, ge=1, le=65535)
-    limits: HttpLimits = HttpLimits()
     acme: AcmeConfig = AcmeConfig()
 
 
@@ -262,7 +278,12 @@ def load(data_dir: Path) -> Config:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(
-            [{"field": "(file)", "message": f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}"}]
+            [
+                {
+                    "field": "(file)",
+                    "message": f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}",
+                }
+            ]
         ) from None
     if not isinstance(raw, dict):
         raise ConfigError([{"field": "(root)", "message": "must be a JSON object"}])

@@ -106,7 +106,9 @@ class ModuleRunner:
             old_workers, self.workers = self.workers, new_workers
             self.config = config
             await _stop_workers(old_workers)
-            logger.info("module %s reloaded with %d workers", self.name, len(new_workers))
+            logger.info(
+                "module %s reloaded with %d workers", self.name, len(new_workers)
+            )
 
     def _check_available(self) -> None:
         if not self.spec.is_available():
@@ -157,7 +159,9 @@ class ModuleRunner:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
-            reason = report.get("error") or f"worker exited with code {process.returncode}"
+            reason = (
+                report.get("error") or f"worker exited with code {process.returncode}"
+            )
             raise ModuleError(f"module {self.name!r} failed to start: {reason}")
 
         worker = Worker(index=index, process=process)
@@ -199,7 +203,12 @@ class ModuleRunner:
             try:
                 replacement = await self._spawn(worker.index, self.config)
             except ModuleError as exc:
-                logger.error("module %s worker %d restart failed: %s", self.name, worker.index, exc)
+                logger.error(
+                    "module %s worker %d restart failed: %s",
+                    self.name,
+                    worker.index,
+                    exc,
+                )
                 self.workers.remove(worker)
                 if not self.running:
                     await self.supervisor.hub.publish(
@@ -231,7 +240,9 @@ async def _stop_workers(workers: list[Worker]) -> None:
     if pending:
         for worker in workers:
             if worker.alive:
-                logger.warning("worker pid %d ignored SIGTERM; killing it", worker.process.pid)
+                logger.warning(
+                    "worker pid %d ignored SIGTERM; killing it", worker.process.pid
+                )
                 with contextlib.suppress(ProcessLookupError):
                     worker.process.kill()
         await asyncio.wait(pending)
@@ -253,7 +264,9 @@ def _worker_environment() -> dict[str, str]:
 class Supervisor:
     """Runs the enabled modules and answers for their state."""
 
-    def __init__(self, data_dir: Path, config: Config, database_url: str, hub: EventHub) -> None:
+    def __init__(
+        self, data_dir: Path, config: Config, database_url: str, hub: EventHub
+    ) -> None:
         self.data_dir = data_dir
         self.config = config
         self.database_url = database_url
@@ -315,7 +328,9 @@ class Supervisor:
         if old.server.adminPanel.host != new.server.adminPanel.host or (
             old.server.adminPanel.port != new.server.adminPanel.port
         ):
-            logger.warning("the admin listener's new address takes effect at the next start")
+            logger.warning(
+                "the admin listener's new address takes effect at the next start"
+            )
         if old.database != new.database:
             logger.warning("the new database URL takes effect at the next start")
         return failures
@@ -352,7 +367,12 @@ class Supervisor:
         for pid in self.worker_pids():
             with contextlib.suppress(psutil.Error):
                 external += psutil.Process(pid).memory_info().rss
-        return {"heapUsed": unique, "heapTotal": own, "external": external, "rss": own + external}
+        return {
+            "heapUsed": unique,
+            "heapTotal": own,
+            "external": external,
+            "rss": own + external,
+        }
 
     def status(self) -> dict[str, Any]:
         return {

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from onestack import config as config_module
 from onestack.admin import errors, panel
 from onestack.admin.auth import AdminAuthenticator, client_address
 from onestack.admin.limits import RequestLimits
+from onestack.admin.websocket import EventFeed
 from onestack.config import Config
 from onestack.events import EventHub
 from onestack.store import Store
@@ -32,6 +35,7 @@ class AdminState:
     hub: EventHub
     supervisor: Supervisor
     authenticator: AdminAuthenticator = field(init=False)
+    feed: EventFeed = field(init=False)
     _config_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
 
@@ -43,6 +47,7 @@ class AdminState:
             block_seconds=limits.blockSeconds,
         )
         self.authenticator = AdminAuthenticator(LoginThrottle(self.store, policy))
+        self.feed = EventFeed(self.hub, self.supervisor.status)
 
     @property
     def config(self) -> Config:
@@ -50,8 +55,10 @@ class AdminState:
 
     async def start(self) -> None:
         """Start background tasks (the WebSocket status ticker)."""
+        self._tasks.append(self.feed.start())
 
     async def stop(self) -> None:
+        self.feed.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -95,21 +102,39 @@ async def require_admin(request: Request) -> str:
 
 
 def create_app(state: AdminState) -> FastAPI:
-    from onestack.admin.routers import system
+    from onestack.admin import websocket
+    from onestack.admin.routers import config, modules, system, vhosts
 
+    # FastAPI's own document routes would be public; these are served below,
+    # behind the same authentication as every other route under /api.
     app = FastAPI(
         title="OneStack admin API",
         version="0.1.0",
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.admin = state
     errors.install(app)
 
     authenticated = [Depends(require_admin)]
-    for router in (system.router,):
+    for router in (system.router, config.router, modules.router, vhosts.router):
         app.include_router(router, dependencies=authenticated)
+    # The WebSocket authenticates itself: header, URL or first message.
+    app.include_router(websocket.router)
+
+    @app.get("/api/openapi.json", include_in_schema=False, dependencies=authenticated)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/docs", include_in_schema=False, dependencies=authenticated)
+    async def openapi_docs() -> HTMLResponse:
+        # NOTE: Swagger UI's script and stylesheet load from FastAPI's default
+        # CDN, so the interactive page needs internet access in the browser;
+        # the document itself (/api/openapi.json) does not.
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json", title="OneStack admin API"
+        )
 
     admin = lambda: state.config.server.adminPanel  # noqa: E731
     app.add_middleware(

@@ -214,7 +214,9 @@ messages = Table(
     Column("keywords", JSON, nullable=False, default=list),
     Column("raw", LargeBinary, nullable=False),  # the RFC 5322 bytes, whole
     UniqueConstraint("folder_id", "uid"),
-    Index("ix_messages_mailbox_folder_date", "mailbox_id", "folder_id", "internal_date"),
+    Index(
+        "ix_messages_mailbox_folder_date", "mailbox_id", "folder_id", "internal_date"
+    ),
 )
 
 # Messages for remote recipients, kept until delivered or bounced.
