@@ -13,7 +13,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from onestack import config as config_module
-from onestack.admin import errors
+from onestack.admin import errors, panel
 from onestack.admin.auth import AdminAuthenticator, client_address
 from onestack.admin.limits import RequestLimits
 from onestack.admin.websocket import EventFeed
@@ -168,4 +168,7 @@ def create_app(state: AdminState) -> FastAPI:
         per_minute=lambda: admin().rateLimit.requestsPerMinute,
         max_body=lambda: admin().maxBodyBytes,
     )
+
+    # Last, so that the API routes and the WebSocket route on / match first.
+    panel.install(app)
     return app
