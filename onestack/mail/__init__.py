@@ -1,5 +1,1 @@
-<<<<<<< HEAD
-"""Mail: SMTP delivery, the outbound queue and the IMAP server."""
-=======
-"""Mail: SMTP in and out, local delivery, and the IMAP server."""
->>>>>>> imap
+"""Mail: SMTP in and out, local delivery, the outbound queue and the IMAP server."""
