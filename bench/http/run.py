@@ -396,9 +396,11 @@ def main() -> None:
     print("|---" * (1 + 2 * len(FILES)) + "|")
     reference = results.get("nginx")
     for server, rates in results.items():
-        cells = [f"{rates[name]:.0f}" for name in FILES]
+        cells = [f"{rates[name]:.0f}" if name in rates else "-" for name in FILES]
         ratios = [
-            f"{rates[name] / reference[name]:.2f}" if reference else "-"
+            f"{rates[name] / reference[name]:.2f}"
+            if reference and name in rates
+            else "-"
             for name in FILES
         ]
         print(f"| {server} | " + " | ".join(cells + ratios) + " |")

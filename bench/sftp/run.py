@@ -92,7 +92,9 @@ def run_workloads(
             options, f"cd {remote_dir}\nget big.bin {down}/big.bin\n", work
         ),
         "upload small files": timed_batch(
-            options, f"cd {remote_dir}\nmkdir small\ncd small\nlcd {small}\nput *\n", work
+            options,
+            f"cd {remote_dir}\nmkdir small\ncd small\nlcd {small}\nput *\n",
+            work,
         ),
         "download small files": timed_batch(
             options, f"cd {remote_dir}/small\nlcd {down}/small\nget *\n", work
@@ -173,7 +175,9 @@ def make_inputs(base: Path, big_mb: int, small_files: int) -> tuple[Path, Path]:
     return big, small
 
 
-def onestack_workloads(base: Path, key: Path, big: Path, small: Path) -> dict[str, float]:
+def onestack_workloads(
+    base: Path, key: Path, big: Path, small: Path
+) -> dict[str, float]:
     data_dir = base / "onestack-data"
     root = base / "onestack-root"
     root.mkdir()
@@ -201,19 +205,25 @@ def onestack_workloads(base: Path, key: Path, big: Path, small: Path) -> dict[st
         return run_workloads(client_options(port, "bench", key), "/", work, big, small)
 
 
-def openssh_workloads(base: Path, key: Path, big: Path, small: Path) -> dict[str, float]:
+def openssh_workloads(
+    base: Path, key: Path, big: Path, small: Path
+) -> dict[str, float]:
     remote = base / "openssh-root"
     remote.mkdir()
     with openssh_server(base, key.with_suffix(".pub")) as port:
         user = os.environ.get("USER") or "root"
         work = base / "work-openssh"
         work.mkdir()
-        return run_workloads(client_options(port, user, key), str(remote), work, big, small)
+        return run_workloads(
+            client_options(port, user, key), str(remote), work, big, small
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--big-mb", type=int, default=100, help="size of the big file in MiB")
+    parser.add_argument(
+        "--big-mb", type=int, default=100, help="size of the big file in MiB"
+    )
     parser.add_argument(
         "--small-files", type=int, default=1000, help="number of 4 KiB files"
     )
@@ -229,12 +239,16 @@ def main() -> None:
         openssh = openssh_workloads(base, key, big, small)
         onestack = onestack_workloads(base, key, big, small)
 
-    print(f"# SFTP, {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"# SFTP, {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}"
+    )
     print(f"# big file {args.big_mb} MiB, {args.small_files} small files of 4 KiB")
     print(f"{'workload':24} {'OneStack s':>11} {'OpenSSH s':>10} {'ratio':>6}")
     for workload, seconds in onestack.items():
         reference = openssh[workload]
-        print(f"{workload:24} {seconds:11.2f} {reference:10.2f} {seconds / reference:6.2f}")
+        print(
+            f"{workload:24} {seconds:11.2f} {reference:10.2f} {seconds / reference:6.2f}"
+        )
     sys.stdout.flush()
 
 

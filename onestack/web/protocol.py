@@ -239,7 +239,9 @@ class HttpConnection(asyncio.Protocol):
         try:
             reply = respond(state.router, request, self.loop.time())
         except Exception:
-            logger.exception("responding to %r from %s failed", request.target, self.peer)
+            logger.exception(
+                "responding to %r from %s failed", request.target, self.peer
+            )
             request.keep_alive = False
             reply = simple_reply(state.router, request, 500)
         if reply.segments is None:
