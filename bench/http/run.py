@@ -35,6 +35,7 @@ from onestack.store import Store  # noqa: E402
 from onestack.store.tables import vhost_names, vhosts  # noqa: E402
 
 HOST = "bench.test"
+TLS_HOST = "localhost"
 FILES = {"1k.html": 1024, "100k.html": 100 * 1024}
 
 
@@ -76,19 +77,19 @@ def make_site(base: Path) -> Path:
     return site
 
 
-async def insert_vhost(data_dir: Path, site: Path) -> None:
+async def insert_vhost(data_dir: Path, site: Path, domain: str, ssl: bool) -> None:
     store = Store(f"sqlite+aiosqlite:///{data_dir / 'onestack.db'}")
     await store.migrate()
     now = datetime.now(UTC)
     async with store.engine.begin() as conn:
         result = await conn.execute(
             vhosts.insert().values(
-                domain=HOST,
+                domain=domain,
                 aliases=[],
                 document_root=str(site),
                 managed_root=False,
                 enabled=True,
-                ssl=False,
+                ssl=ssl,
                 redirect_to_https=False,
                 created_at=now,
                 updated_at=now,
@@ -102,24 +103,33 @@ async def insert_vhost(data_dir: Path, site: Path) -> None:
     await store.close()
 
 
-def start_onestack(base: Path, site: Path, port: int, workers: int, access_log: bool):
+def start_onestack(
+    base: Path, site: Path, port: int, workers: int, access_log: bool, tls: bool = False
+):
     data_dir = base / f"onestack-{port}"
     data_dir.mkdir()
-    asyncio.run(insert_vhost(data_dir, site))
-    config = {
-        "server": {"adminPanel": {"host": "127.0.0.1", "port": free_port()}},
-        "modules": {
-            "http": {
-                "enabled": True,
-                "host": "127.0.0.1",
-                "port": port,
-                "workers": workers,
-                "accessLog": access_log,
-            },
-        },
+    # Over TLS the vhost is "localhost", so that wrk sends it as SNI; the
+    # https module creates a self-signed certificate for it.
+    asyncio.run(insert_vhost(data_dir, site, TLS_HOST if tls else HOST, ssl=tls))
+    served = {
+        "enabled": True,
+        "host": "127.0.0.1",
+        "port": port,
+        "workers": workers,
+        "accessLog": access_log,
     }
-    for name, port_key in (("https", "port"), ("dns", "port"), ("ssh", "port")):
-        config["modules"][name] = {"enabled": False, port_key: free_port()}
+    config: dict = {
+        "server": {"adminPanel": {"host": "127.0.0.1", "port": free_port()}},
+        "modules": {"https" if tls else "http": served},
+    }
+    if tls:
+        # No ACME orders from a benchmark: self-signed is enough.
+        served["acme"] = {"enabled": False}
+        config["modules"]["http"] = {"enabled": False, "port": free_port()}
+    else:
+        config["modules"]["https"] = {"enabled": False, "port": free_port()}
+    for name in ("dns", "ssh"):
+        config["modules"][name] = {"enabled": False, "port": free_port()}
     config["modules"]["email"] = {
         "enabled": False,
         "smtp": {"port": free_port()},
@@ -136,10 +146,46 @@ def start_onestack(base: Path, site: Path, port: int, workers: int, access_log: 
 
 
 def start_nginx(
-    base: Path, site: Path, port: int, workers: int, access_log: bool = False
+    base: Path,
+    site: Path,
+    port: int,
+    workers: int,
+    access_log: bool = False,
+    tls: bool = False,
 ):
     folder = base / f"nginx-{port}"
     folder.mkdir()
+    listen = f"127.0.0.1:{port} reuseport"
+    tls_lines = ""
+    if tls:
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                f"/CN={TLS_HOST}",
+                "-addext",
+                f"subjectAltName=DNS:{TLS_HOST}",
+                "-keyout",
+                str(folder / "key.pem"),
+                "-out",
+                str(folder / "cert.pem"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        listen += " ssl"
+        tls_lines = (
+            f"ssl_certificate {folder}/cert.pem; ssl_certificate_key {folder}/key.pem;"
+        )
     conf = folder / "nginx.conf"
     conf.write_text(
         f"""
@@ -161,8 +207,9 @@ http {{
     uwsgi_temp_path {folder}/uwsgi;
     scgi_temp_path {folder}/scgi;
     server {{
-        listen 127.0.0.1:{port} reuseport;
-        server_name {HOST};
+        listen {listen};
+        server_name {HOST} {TLS_HOST};
+        {tls_lines}
         root {site};
     }}
 }}
@@ -244,7 +291,14 @@ def start_probe(body_file: Path, port: int):
     )
 
 
-def check_answer(port: int, name: str) -> None:
+def url_args(server: str, port: int, name: str) -> list[str]:
+    """Return the Host header option and URL a client uses for ``server``."""
+    if server.endswith("-https"):
+        return [f"https://{TLS_HOST}:{port}/{name}"]
+    return ["-H", f"Host: {HOST}", f"http://127.0.0.1:{port}/{name}"]
+
+
+def check_answer(server: str, port: int, name: str) -> None:
     """Make sure the server returns the file itself before it is measured."""
     output = subprocess.run(
         [
@@ -254,9 +308,9 @@ def check_answer(port: int, name: str) -> None:
             "/dev/null",
             "-w",
             "%{http_code} %{size_download}",
-            "-H",
-            f"Host: {HOST}",
-            f"http://127.0.0.1:{port}/{name}",
+            # Both servers use throwaway self-signed certificates.
+            "--insecure",
+            *url_args(server, port, name),
         ],
         capture_output=True,
         text=True,
@@ -271,7 +325,7 @@ def check_answer(port: int, name: str) -> None:
 
 
 def run_wrk(
-    port: int, name: str, duration: int, connections: int, threads: int
+    server: str, port: int, name: str, duration: int, connections: int, threads: int
 ) -> float:
     output = subprocess.run(
         [
@@ -281,9 +335,7 @@ def run_wrk(
             f"-d{duration}s",
             "--timeout",
             "5s",
-            "-H",
-            f"Host: {HOST}",
-            f"http://127.0.0.1:{port}/{name}",
+            *url_args(server, port, name),
         ],
         capture_output=True,
         text=True,
@@ -299,8 +351,10 @@ def run_wrk(
 
 
 def files_for(server: str) -> list[str]:
-    """Return the files a server is measured on; the probe serves only 1 KiB."""
-    return ["1k.html"] if server.startswith("probe") else list(FILES)
+    """Return the files a server is measured on: 1 KiB only for the probe and HTTPS."""
+    if server.startswith("probe") or server.endswith("-https"):
+        return ["1k.html"]
+    return list(FILES)
 
 
 def cpu_model() -> str:
@@ -323,7 +377,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the best counts")
     parser.add_argument(
         "--servers",
-        default="onestack,onestack+log,nginx,nginx+log,lighttpd,caddy,probe-1k",
+        default=(
+            "onestack,onestack+log,nginx,nginx+log,lighttpd,caddy,probe-1k,"
+            "onestack-https,nginx-https"
+        ),
         help="comma-separated servers to measure",
     )
     args = parser.parse_args()
@@ -336,6 +393,10 @@ def main() -> None:
         "onestack": lambda b, s, p, w: start_onestack(b, s, p, w, access_log=False),
         "onestack+log": lambda b, s, p, w: start_onestack(b, s, p, w, access_log=True),
         "nginx": start_nginx,
+        "onestack-https": lambda b, s, p, w: start_onestack(
+            b, s, p, w, access_log=False, tls=True
+        ),
+        "nginx-https": lambda b, s, p, w: start_nginx(b, s, p, w, tls=True),
         "nginx+log": lambda b, s, p, w: start_nginx(b, s, p, w, access_log=True),
         "probe-1k": lambda b, s, p, w: start_probe(s / "1k.html", p),
         "lighttpd": start_lighttpd,
@@ -358,14 +419,21 @@ def main() -> None:
             processes[server] = (port, process)
             wait_port(port, process)
             for name in files_for(server):
-                check_answer(port, name)
+                check_answer(server, port, name)
         time.sleep(1.0)
         for round_number in range(1, args.rounds + 1):
             for server, (port, _) in processes.items():
                 for name in files_for(server):
-                    run_wrk(port, name, 1, args.connections, args.threads)  # warm-up
+                    run_wrk(
+                        server, port, name, 1, args.connections, args.threads
+                    )  # warm-up
                     rate = run_wrk(
-                        port, name, args.duration, args.connections, args.threads
+                        server,
+                        port,
+                        name,
+                        args.duration,
+                        args.connections,
+                        args.threads,
                     )
                     results[server][name] = max(rate, results[server].get(name, 0.0))
                     print(
@@ -394,8 +462,9 @@ def main() -> None:
         + " |"
     )
     print("|---" * (1 + 2 * len(FILES)) + "|")
-    reference = results.get("nginx")
     for server, rates in results.items():
+        # HTTPS rows compare with nginx over HTTPS, the others with plain nginx.
+        reference = results.get("nginx-https" if server.endswith("-https") else "nginx")
         cells = [f"{rates[name]:.0f}" if name in rates else "-" for name in FILES]
         ratios = [
             f"{rates[name] / reference[name]:.2f}"
