@@ -1,4 +1,4 @@
-"""The floor of this design: uvloop and httptools answering one file from memory.
+"""The floor of this design: uvloop and httptools sending one file from memory.
 
 No routing, no headers beyond Content-Length, no stats or logs. The
 benchmark runs it beside OneStack to show how much of OneStack's time is

@@ -278,7 +278,7 @@ http://{HOST}:{port} {{
 
 
 def start_probe(body_file: Path, port: int):
-    """Start the bare uvloop and httptools probe; it answers every path with one file."""
+    """Start the bare uvloop and httptools probe, which sends one file for every path."""
     return subprocess.Popen(
         [
             sys.executable,

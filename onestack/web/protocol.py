@@ -275,7 +275,15 @@ class HttpConnection(asyncio.Protocol):
             )
         )
         self._record(
-            entry.vhost, b"GET", self.url, b"1.1", self.headers, 200, len(body), now
+            entry.vhost,
+            b"GET",
+            self.url,
+            b"1.1",
+            self.headers,
+            200,
+            len(body),
+            self.started,
+            now,
         )
         self.deadline = now + self.limits.idleTimeout
 
@@ -291,6 +299,7 @@ class HttpConnection(asyncio.Protocol):
                 request.headers,
                 reply.status,
                 reply.body_size,
+                request.started,
                 now,
             )
         if not request.keep_alive:
@@ -307,6 +316,7 @@ class HttpConnection(asyncio.Protocol):
         headers: dict[bytes, bytes],
         status: int,
         body_size: int,
+        started: float,
         now: float,
     ) -> None:
         """Add one finished request to the vhost's stats and access log."""
@@ -314,7 +324,7 @@ class HttpConnection(asyncio.Protocol):
         delta = self.state.stats.delta_for(vhost.id)
         delta.requests += 1
         delta.bytes_served += body_size
-        delta.response_time_ms += (now - self.started) * 1000.0
+        delta.response_time_ms += (now - started) * 1000.0
         delta.last_request = wall
         log = self.state.access_log
         if log is not None:

@@ -150,6 +150,8 @@ class Transfer:
             if written >= TLS_PASS_BYTES:
                 self.loop.call_soon(self._advance)
                 return False
+            # NOTE: this read runs on the event loop. It is quick from the page
+            # cache, but a cold read from a slow disk stalls the worker meanwhile.
             chunk = os.pread(self.file_fd, min(self.remaining, READ_CHUNK), self.offset)
             if not chunk:
                 raise OSError("file is shorter than when it was opened")
