@@ -156,8 +156,8 @@ def create_app(state: AdminState) -> FastAPI:
     @app.get("/api/docs", include_in_schema=False, dependencies=authenticated)
     async def openapi_docs() -> HTMLResponse:
         # NOTE: Swagger UI's script and stylesheet load from FastAPI's default
-        # CDN, so the interactive page needs internet access in the browser;
-        # the document itself (/api/openapi.json) does not.
+        # CDN, so this page needs internet access in the browser. The document
+        # at /api/openapi.json does not.
         return get_swagger_ui_html(
             openapi_url="/api/openapi.json", title="OneStack admin API"
         )
