@@ -120,7 +120,15 @@ async def require_admin(request: Request) -> str:
 
 def create_app(state: AdminState) -> FastAPI:
     from onestack.admin import websocket
-    from onestack.admin.routers import certificates, config, dns, modules, ssh, system, vhosts
+    from onestack.admin.routers import (
+        certificates,
+        config,
+        dns,
+        modules,
+        ssh,
+        system,
+        vhosts,
+    )
 
     # FastAPI's own document routes would be public; these are served below,
     # behind the same authentication as every other route under /api.
