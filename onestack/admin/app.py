@@ -27,6 +27,16 @@ from onestack.tls.manager import CertificateManager
 logger = logging.getLogger(__name__)
 
 
+def login_policy(config: Config) -> ThrottlePolicy:
+    """Return the failed-login policy of ``server.adminPanel.rateLimit``."""
+    limits = config.server.adminPanel.rateLimit
+    return ThrottlePolicy(
+        delay_after=limits.failedLoginsBeforeDelay,
+        block_after=limits.failedLoginsBeforeBlock,
+        block_seconds=limits.blockSeconds,
+    )
+
+
 @dataclass
 class AdminState:
     """What every admin route works with; one per supervisor process."""
@@ -42,12 +52,7 @@ class AdminState:
     certificate_manager: CertificateManager | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        limits = self.config.server.adminPanel.rateLimit
-        policy = ThrottlePolicy(
-            delay_after=limits.failedLoginsBeforeDelay,
-            block_after=limits.failedLoginsBeforeBlock,
-            block_seconds=limits.blockSeconds,
-        )
+        policy = login_policy(self.config)
         self.authenticator = AdminAuthenticator(LoginThrottle(self.store, policy))
         self.feed = EventFeed(self.hub, self.supervisor.status)
 
@@ -93,6 +98,7 @@ class AdminState:
         async with self._config_lock:
             config_module.save(self.data_dir, new)
             failures = await self.supervisor.apply_config(new)
+            self.authenticator.throttle.policy = login_policy(new)
         await self.hub.publish("configUpdated", new.redacted())
         return failures
 
