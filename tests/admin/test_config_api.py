@@ -79,6 +79,13 @@ def test_put_admin_password_is_hashed(shared_server: Server) -> None:
         assert response.status_code == 200
         stored = json.loads(config_file(shared_server).read_text())
         assert stored["server"]["adminPanel"]["password"] == stored_hash
+
+        # An imported file without a password keeps the stored one.
+        files = {"file": ("partial.json", b'{"modules": {}}', "application/json")}
+        response = httpx.post(url + "/api/config/import", files=files, auth=new_auth)
+        assert response.status_code == 200
+        stored = json.loads(config_file(shared_server).read_text())
+        assert stored["server"]["adminPanel"]["password"] == stored_hash
     finally:
         # Other tests share this server and log in with the default password.
         restore = {"server": {"adminPanel": {"password": "admin123"}}}
@@ -195,6 +202,8 @@ def test_import_applies_file_and_keeps_password(shared_server: Server) -> None:
             b'{"server": {"adminPanel": {"password": ""}}}',
             "server.adminPanel.password",
         ),
+        (b'{"server": "x"}', "server"),
+        (b'{"server": {"adminPanel": 5}}', "server.adminPanel"),
     ],
 )
 def test_invalid_import_changes_nothing(
