@@ -162,6 +162,7 @@ def create_app(state: AdminState) -> FastAPI:
         app.include_router(router, dependencies=authenticated)
     # The WebSocket authenticates itself: header, URL or first message.
     app.include_router(websocket.router)
+    websocket.install_log_redaction()
 
     @app.get("/api/openapi.json", include_in_schema=False, dependencies=authenticated)
     async def openapi_document() -> JSONResponse:
