@@ -343,8 +343,8 @@ async def delete_vhost(
 
     files_deleted = False
     if deleteFiles:
-        # Only a folder OneStack made under DATA_DIR/sites goes; a root the
-        # user named is theirs and stays, whatever the query asks.
+        # Only a folder that OneStack created under DATA_DIR/sites is deleted.
+        # A root the user named stays, whatever the query requests.
         remaining = await vhost_store.list_vhosts(state.store)
         shared = any(v.document_root == vhost.document_root for v in remaining)
         if shared:
