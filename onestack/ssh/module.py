@@ -180,7 +180,7 @@ class SftpConnection(asyncssh.SSHServer):
                 "[conn=%s] login %s rejected: %d sessions open (limit %d)",
                 self.id,
                 username,
-                limit,
+                self.module.session_count(username),
                 limit,
             )
             return False

@@ -1,8 +1,8 @@
 """The SFTP file operations of one session, confined to one document root.
 
-asyncssh decodes the SFTP version 3 packets and calls these methods; every
+asyncssh decodes the SFTP version 3 packets and calls these methods. Every
 path goes through ``DocumentRoot`` (see ``confine``), never through
-asyncssh's own path mapping, which follows symlinks that point outside.
+asyncssh's own path mapping, because that follows symlinks pointing outside.
 ``OSError`` leaves as its SFTP status (ENOENT is NO_SUCH_FILE, EACCES is
 PERMISSION_DENIED, ...) in asyncssh's one place for that; anything else is
 our bug, logged here and answered FAILURE without its text.
@@ -52,7 +52,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def sftp_operation(method: F) -> F:
-    """Pass OSError and SFTPError on; log anything else and answer FAILURE."""
+    """Pass OSError and SFTPError on; log anything else and return FAILURE."""
 
     @functools.wraps(method)
     def wrapper(self: ConfinedSFTPServer, *args: Any) -> Any:
@@ -106,7 +106,7 @@ class DirectoryListing:
 
 
 class SessionLimits:
-    """What a session may hold, and the activity clock for the idle timeout."""
+    """Limits of one session, and the activity clock for its idle timeout."""
 
     def __init__(self, connection_id: str, max_handles: int, touch: Callable[[], None]):
         self.connection_id = connection_id
@@ -128,7 +128,8 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
         self.session = session
         self._files: set[OpenFile] = set()
         # Directory handles live in asyncssh's table until the client closes
-        # them; a weak set sees them go without a close callback.
+        # them. asyncssh has no close callback for them, so a weak set drops
+        # each one when asyncssh releases it.
         self._listings: weakref.WeakSet[DirectoryListing] = weakref.WeakSet()
 
     # --- handles -------------------------------------------------------------
