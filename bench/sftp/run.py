@@ -11,8 +11,8 @@ times and the median is reported. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -25,9 +25,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from onestack.store import Store
-from tests.ssh.conftest import insert_vhost
-from tests.support import free_port, run_server
+from tests.support import Server, default_test_config, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SMALL_FILE_BYTES = 4096
 RUN_TIMEOUT = 600  # seconds per sftp run
@@ -180,16 +180,16 @@ def openssh_server(base: Path, public_key: Path) -> Iterator[int]:
 def _wait_port(port: int, process: subprocess.Popen[bytes]) -> None:
     import socket
 
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"sshd exited with {process.returncode}")
+            raise RuntimeError(f"server exited with {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError("sshd did not listen within 15 s")
+    raise RuntimeError(f"nothing listened on port {port} within 30 s")
 
 
 def make_inputs(base: Path, big_mb: int, small_files: int) -> tuple[Path, Path]:
@@ -219,34 +219,66 @@ def median_of_rounds(
     return merged
 
 
+@contextmanager
+def onestack_server(data_dir: Path) -> Iterator[Server]:
+    """Run ``onestack serve`` at INFO level with only the ssh module enabled.
+
+    tests.support.run_server logs at DEBUG, where asyncssh writes lines for
+    every SFTP packet, which would be measured too.
+    """
+    data_dir.mkdir(parents=True)
+    config = default_test_config()
+    config["modules"]["ssh"]["enabled"] = True
+    (data_dir / "config.json").write_text(json.dumps(config))
+    log_path = data_dir / "server.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "onestack.cli",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    server = Server(data_dir, config, process, log_path)
+    try:
+        _wait_port(server.port("ssh"), process)
+        yield server
+    finally:
+        server.stop()
+
+
 def onestack_workloads(
     base: Path, key: Path, big: Path, small: Path, rounds: int
 ) -> dict[str, float]:
-    data_dir = base / "onestack-data"
     root = base / "onestack-root"
     root.mkdir()
-    with run_server(data_dir, {"modules": {"ssh": {"enabled": True}}}) as server:
-        store = Store(f"sqlite+aiosqlite:///{data_dir / 'onestack.db'}")
-
-        async def add_vhost() -> None:
-            try:
-                await insert_vhost(store, 1, "bench.example", root)
-            finally:
-                await store.close()
-
-        asyncio.run(add_vhost())
+    with onestack_server(base / "onestack-data") as server:
+        vhost = server.api(
+            "POST",
+            "/api/vhosts",
+            json={"domain": "bench.example", "documentRoot": str(root)},
+        )
+        vhost.raise_for_status()
         public_key = key.with_suffix(".pub").read_text().strip()
         response = server.api(
             "POST",
             "/api/ssh/users",
-            json={"username": "bench", "vhostId": 1, "publicKeys": [public_key]},
+            json={
+                "username": "bench",
+                "vhostId": vhost.json()["id"],
+                "publicKeys": [public_key],
+            },
         )
         response.raise_for_status()
-        port = server.port("ssh")
-        _wait_port(port, server.process)  # type: ignore[arg-type]
         work = base / "work-onestack"
         work.mkdir()
-        options = client_options(port, "bench", key)
+        options = client_options(server.port("ssh"), "bench", key)
         return median_of_rounds(rounds, options, "/", work, big, small)
 
 
