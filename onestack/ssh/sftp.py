@@ -345,12 +345,27 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
     @sftp_operation
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
         with self._parent(oldpath) as old, self._parent(newpath) as new:
+            self._check_moved_symlink(old, new)
             renameat2_noreplace(old.dir_fd, old.name, new.dir_fd, new.name)
 
     @sftp_operation
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         with self._parent(oldpath) as old, self._parent(newpath) as new:
+            self._check_moved_symlink(old, new)
             os.rename(old.name, new.name, src_dir_fd=old.dir_fd, dst_dir_fd=new.dir_fd)
+
+    def _check_moved_symlink(self, old: ParentEntry, new: ParentEntry) -> None:
+        """Reject moving a symlink where its relative target would lead outside.
+
+        NOTE: only a symlink moved by itself is checked. Relative symlinks
+        inside a moved directory are not, so they may end up pointing outside
+        the root; SFTP never follows them there, and the http module checks
+        every resolved path against the root itself.
+        """
+        info = os.stat(old.name, dir_fd=old.dir_fd, follow_symlinks=False)
+        if stat.S_ISLNK(info.st_mode):
+            target = os.readlink(old.name, dir_fd=old.dir_fd)
+            self.root.check_symlink_target(new.dir_fd, os.fsencode(target))
 
     @sftp_operation
     def readlink(self, path: bytes) -> bytes:
@@ -366,6 +381,7 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
     @sftp_operation
     def link(self, oldpath: bytes, newpath: bytes) -> None:
         with self._parent(oldpath) as old, self._parent(newpath) as new:
+            self._check_moved_symlink(old, new)
             os.link(
                 old.name,
                 new.name,
