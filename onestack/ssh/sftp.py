@@ -5,7 +5,7 @@ path goes through ``DocumentRoot`` (see ``confine``), never through
 asyncssh's own path mapping, because that follows symlinks pointing outside.
 ``OSError`` leaves as its SFTP status (ENOENT is NO_SUCH_FILE, EACCES is
 PERMISSION_DENIED, ...) in asyncssh's one place for that; anything else is
-our bug, logged here and answered FAILURE without its text.
+our bug, logged here and returned as FAILURE without its text.
 """
 
 from __future__ import annotations
