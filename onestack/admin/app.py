@@ -95,7 +95,7 @@ async def require_admin(request: Request) -> str:
 
 
 def create_app(state: AdminState) -> FastAPI:
-    from onestack.admin.routers import system
+    from onestack.admin.routers import mailboxes, messages, system
 
     app = FastAPI(
         title="OneStack admin API",
@@ -108,7 +108,7 @@ def create_app(state: AdminState) -> FastAPI:
     errors.install(app)
 
     authenticated = [Depends(require_admin)]
-    for router in (system.router,):
+    for router in (system.router, mailboxes.router, messages.router):
         app.include_router(router, dependencies=authenticated)
 
     admin = lambda: state.config.server.adminPanel  # noqa: E731

@@ -364,7 +364,6 @@ class DeliveryHandler:
         await services.throttle.record_success(key)
         session.authenticated = True
         session.auth_data = account.email
-        session.login_data = account.email
         logger.info(
             "smtp %d: %s logged in from %s", server.connection_id, account.email, key
         )

@@ -733,6 +733,36 @@ async def deliver(
     return stored
 
 
+async def store_together(
+    store: Store,
+    deliveries: Sequence[Delivery],
+    queued: Sequence[QueuedRecipient] = (),
+    counters_to_add: dict[str, int] | None = None,
+) -> list[StoredMessage]:
+    """Store deliveries, queue entries and counters in one transaction.
+
+    The caller publishes (``publish_received``) after this returns.
+    """
+    async with store.engine.connect() as conn:
+        folders: dict[tuple[int, str], Folder] = {}
+        for delivery in deliveries:
+            key = (delivery.mailbox_id, delivery.folder)
+            if key not in folders:
+                folder = await _get_folder(conn, *key)
+                if folder is None:
+                    raise FolderNotFound(f"folder {delivery.folder} not found")
+                folders[key] = folder
+    stored: list[StoredMessage] = []
+    async with store.engine.begin() as conn:
+        for delivery in deliveries:
+            folder = folders[(delivery.mailbox_id, delivery.folder)]
+            stored.append(await insert_message(conn, folder, delivery))
+        for item in queued:
+            await enqueue(conn, item)
+        await add_counters(conn, counters_to_add or {})
+    return stored
+
+
 async def publish_received(
     publish: Publish, stored: Sequence[StoredMessage], addresses: dict[int, str]
 ) -> None:
@@ -765,10 +795,18 @@ async def list_messages(
     unread_only: bool = False,
     limit: int = 50,
     offset: int = 0,
+    preview_bytes: int = 0,
 ) -> list[StoredMessage]:
-    """List message summaries, newest first; ties broken by id for stable pages."""
+    """List message summaries, newest first; ties broken by id for stable pages.
+
+    With ``preview_bytes`` each summary's ``raw`` holds the message's first
+    bytes (enough for a body preview), not the whole message.
+    """
+    columns: list[Any] = list(_SUMMARY_COLUMNS)
+    if preview_bytes:
+        columns.append(func.substr(messages.c.raw, 1, preview_bytes).label("raw"))
     query = (
-        select(*_SUMMARY_COLUMNS, mail_folders.c.name.label("folder_name"))
+        select(*columns, mail_folders.c.name.label("folder_name"))
         .join(mail_folders, mail_folders.c.id == messages.c.folder_id)
         .where(messages.c.mailbox_id == mailbox_id)
     )
@@ -783,7 +821,9 @@ async def list_messages(
     )
     async with store.engine.connect() as conn:
         rows = await conn.execute(query)
-        return [_message(row, row.folder_name, with_raw=False) for row in rows]
+        return [
+            _message(row, row.folder_name, with_raw=bool(preview_bytes)) for row in rows
+        ]
 
 
 async def get_message(
