@@ -6,7 +6,6 @@ import smtplib
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
