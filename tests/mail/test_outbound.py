@@ -19,9 +19,13 @@ import dns.rrset
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as AiosmtpdSMTP
 
-from tests.mail.conftest import PASSWORD, MailServer, start_mail_server, stop_mail_server
+from tests.mail.conftest import (
+    PASSWORD,
+    MailServer,
+    start_mail_server,
+    stop_mail_server,
+)
 from tests.support import free_port
 
 REMOTE = "far.test"
@@ -39,9 +43,13 @@ class _DnsHandler(socketserver.BaseRequestHandler):
         name = question.name.to_text(omit_final_dot=True)
         rdtype = dns.rdatatype.to_text(question.rdtype)
         if name == REMOTE and rdtype == "MX":
-            response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "MX", f"10 {MX_HOST}."))
+            response.answer.append(
+                dns.rrset.from_text(question.name, 60, "IN", "MX", f"10 {MX_HOST}.")
+            )
         elif name == MX_HOST and rdtype == "A":
-            response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", "127.0.0.1"))
+            response.answer.append(
+                dns.rrset.from_text(question.name, 60, "IN", "A", "127.0.0.1")
+            )
         elif name not in (REMOTE, MX_HOST):
             response.set_rcode(dns.rcode.NXDOMAIN)
         sock.sendto(response.to_wire(), self.client_address)
@@ -72,7 +80,14 @@ class Sink:
         self.attempts += 1
         answer = self.reply(self.attempts)
         if answer.startswith("250"):
-            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, session.ssl is not None))
+            self.received.append(
+                (
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    envelope.original_content,
+                    session.ssl is not None,
+                )
+            )
         return answer
 
 
@@ -84,7 +99,9 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
-def start_sink(port: int, reply: Callable[[int], str], context: ssl.SSLContext) -> tuple[Sink, Controller]:
+def start_sink(
+    port: int, reply: Callable[[int], str], context: ssl.SSLContext
+) -> tuple[Sink, Controller]:
     sink = Sink(port, reply)
     controller = Controller(
         sink,
@@ -133,9 +150,15 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def test_delivered_over_starttls(tmp_path: Path, dns_port: int, tls_context: ssl.SSLContext) -> None:
-    sink, controller = start_sink(free_port(), lambda _attempt: "250 2.0.0 OK", tls_context)
-    server, thread = start_mail_server(tmp_path / "data", outbound_settings(dns_port, sink.port))
+def test_delivered_over_starttls(
+    tmp_path: Path, dns_port: int, tls_context: ssl.SSLContext
+) -> None:
+    sink, controller = start_sink(
+        free_port(), lambda _attempt: "250 2.0.0 OK", tls_context
+    )
+    server, thread = start_mail_server(
+        tmp_path / "data", outbound_settings(dns_port, sink.port)
+    )
     try:
         server.add_mailbox("user@example.com")
         message = submit(server, f"friend@{REMOTE}", "outbound")
@@ -147,13 +170,18 @@ def test_delivered_over_starttls(tmp_path: Path, dns_port: int, tls_context: ssl
         assert content.endswith(message)
         assert content.startswith(b"Received: ")
         assert encrypted is True
-        assert ("emailSent", {"from": "user@example.com", "to": f"friend@{REMOTE}"}) in server.events
+        assert (
+            "emailSent",
+            {"from": "user@example.com", "to": f"friend@{REMOTE}"},
+        ) in server.events
     finally:
         stop_mail_server(server, thread)
         controller.stop()
 
 
-def test_deferred_then_delivered_after_restart(tmp_path: Path, dns_port: int, tls_context: ssl.SSLContext) -> None:
+def test_deferred_then_delivered_after_restart(
+    tmp_path: Path, dns_port: int, tls_context: ssl.SSLContext
+) -> None:
     sink, controller = start_sink(
         free_port(),
         lambda attempt: "451 4.3.0 Try again later" if attempt == 1 else "250 2.0.0 OK",
@@ -193,14 +221,22 @@ def bounce_report(server: MailServer) -> email.message.EmailMessage:
 def delivery_status(report: email.message.EmailMessage) -> dict[str, str]:
     assert report.get_content_type() == "multipart/report"
     assert report.get_param("report-type") == "delivery-status"
-    (part,) = [p for p in report.walk() if p.get_content_type() == "message/delivery-status"]
+    (part,) = [
+        p for p in report.walk() if p.get_content_type() == "message/delivery-status"
+    ]
     per_message, per_recipient = part.get_payload()
     return {**dict(per_message.items()), **dict(per_recipient.items())}
 
 
-def test_permanent_failure_bounces(tmp_path: Path, dns_port: int, tls_context: ssl.SSLContext) -> None:
-    sink, controller = start_sink(free_port(), lambda _attempt: "550 5.1.1 No such user", tls_context)
-    server, thread = start_mail_server(tmp_path / "data", outbound_settings(dns_port, sink.port))
+def test_permanent_failure_bounces(
+    tmp_path: Path, dns_port: int, tls_context: ssl.SSLContext
+) -> None:
+    sink, controller = start_sink(
+        free_port(), lambda _attempt: "550 5.1.1 No such user", tls_context
+    )
+    server, thread = start_mail_server(
+        tmp_path / "data", outbound_settings(dns_port, sink.port)
+    )
     try:
         server.add_mailbox("user@example.com")
         submit(server, f"ghost@{REMOTE}", "will bounce")
@@ -212,7 +248,9 @@ def test_permanent_failure_bounces(tmp_path: Path, dns_port: int, tls_context: s
         assert "550 5.1.1 No such user" in fields["Diagnostic-Code"]
         assert fields["Reporting-MTA"] == "dns; mx.test"
         assert report["Subject"] == "Undelivered Mail Returned to Sender"
-        headers = [p for p in report.walk() if p.get_content_type() == "text/rfc822-headers"]
+        headers = [
+            p for p in report.walk() if p.get_content_type() == "text/rfc822-headers"
+        ]
         assert len(headers) == 1
         assert sink.attempts == 1
         assert queue_size(server) == 0
@@ -221,8 +259,12 @@ def test_permanent_failure_bounces(tmp_path: Path, dns_port: int, tls_context: s
         controller.stop()
 
 
-def test_retry_time_expired_bounces(tmp_path: Path, dns_port: int, tls_context: ssl.SSLContext) -> None:
-    sink, controller = start_sink(free_port(), lambda _attempt: "451 4.3.0 Busy", tls_context)
+def test_retry_time_expired_bounces(
+    tmp_path: Path, dns_port: int, tls_context: ssl.SSLContext
+) -> None:
+    sink, controller = start_sink(
+        free_port(), lambda _attempt: "451 4.3.0 Busy", tls_context
+    )
     settings = outbound_settings(dns_port, sink.port, queueRetrySeconds=2)
     server, thread = start_mail_server(tmp_path / "data", settings)
     try:
@@ -239,7 +281,9 @@ def test_retry_time_expired_bounces(tmp_path: Path, dns_port: int, tls_context: 
 
 
 def test_unknown_domain_bounces(tmp_path: Path, dns_port: int) -> None:
-    server, thread = start_mail_server(tmp_path / "data", outbound_settings(dns_port, free_port()))
+    server, thread = start_mail_server(
+        tmp_path / "data", outbound_settings(dns_port, free_port())
+    )
     try:
         server.add_mailbox("user@example.com")
         submit(server, "someone@nowhere.test", "no domain")
