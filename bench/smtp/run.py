@@ -1,6 +1,6 @@
 """Postfix's smtp-source against OneStack's SMTP and against a private Postfix.
 
-Both servers answer 250 only after the message is on disk: OneStack after
+Both servers reply 250 only after the message is on disk: OneStack after
 the SQLite commit (WAL, synchronous=FULL, group commit), Postfix after its
 cleanup daemon fsyncs the queue file. Postfix then delivers each message to
 a Maildir under the temporary folder with its virtual agent; that rate is

@@ -198,6 +198,8 @@ class DeliveryHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        # NOTE: an authenticated client may use any MAIL FROM address; the
+        # sender is not yet bound to the logged-in mailbox.
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Sender OK"

@@ -616,7 +616,7 @@ async def _next_uid(conn: AsyncConnection, folder_id: int) -> tuple[int, int]:
 
 
 async def _bump_message_folder(conn: AsyncConnection, message_id: int) -> int:
-    """Bump the modseq of the folder that holds a message, as the first write.
+    """Bump the modseq of the folder that contains a message, as the first write.
 
     Starting with a write keeps SQLite from failing to upgrade a stale read
     snapshot when another process wrote in between. Returns the new modseq.
@@ -801,7 +801,7 @@ async def list_messages(
 ) -> list[StoredMessage]:
     """List message summaries, newest first; ties broken by id for stable pages.
 
-    With ``preview_bytes`` each summary's ``raw`` holds the message's first
+    With ``preview_bytes`` each summary's ``raw`` contains the message's first
     bytes (enough for a body preview), not the whole message.
     """
     columns: list[Any] = list(_SUMMARY_COLUMNS)

@@ -253,7 +253,7 @@ def test_permanent_failure_bounces(
         ]
         assert len(headers) == 1
         assert sink.attempts == 1
-        assert queue_size(server) == 0
+        wait_for(lambda: queue_size(server) == 0)
     finally:
         stop_mail_server(server, thread)
         controller.stop()
@@ -274,7 +274,7 @@ def test_retry_time_expired_bounces(
         assert fields["Status"] == "4.4.7"
         assert "451 4.3.0 Busy" in fields["Diagnostic-Code"]
         assert sink.attempts >= 2
-        assert queue_size(server) == 0
+        wait_for(lambda: queue_size(server) == 0)
     finally:
         stop_mail_server(server, thread)
         controller.stop()
