@@ -358,7 +358,7 @@ async def verify_credentials(
 
     The Argon2id check runs in a thread because it takes tens of
     milliseconds. An unknown address still costs one hash check, so the
-    answer time does not tell which addresses exist.
+    response time does not reveal which addresses exist.
     """
     account = await get_account(store, address)
     stored_hash = account.password_hash if account else _DUMMY_HASH
