@@ -130,6 +130,8 @@ def create_app(state: AdminState) -> FastAPI:
         certificates,
         config,
         dns,
+        mailboxes,
+        messages,
         modules,
         ssh,
         system,
@@ -157,6 +159,8 @@ def create_app(state: AdminState) -> FastAPI:
         certificates.router,
         dns.router,
         ssh.router,
+        mailboxes.router,
+        messages.router,
     )
     for router in routers:
         app.include_router(router, dependencies=authenticated)
