@@ -17,17 +17,20 @@ from tests.tls.conftest import add_vhost
 from tests.tls.support import answer_over_tls
 
 
+REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+
+
 async def s_client(port: int, server_name: str | None) -> tuple[int, str]:
     """Run ``openssl s_client`` against the port; return its exit code and output."""
     args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-showcerts"]
     args += ["-servername", server_name] if server_name else ["-noservername"]
     process = await asyncio.create_subprocess_exec(
         *args,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    output, _ = await asyncio.wait_for(process.communicate(REQUEST), 30)
     return process.returncode or 0, output.decode(errors="replace")
 
 
@@ -110,11 +113,11 @@ async def test_tls_versions_limited(
         process = await asyncio.create_subprocess_exec(
             *base,
             flag,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        output, _ = await asyncio.wait_for(process.communicate(), 30)
+        output, _ = await asyncio.wait_for(process.communicate(REQUEST), 30)
         assert (process.returncode == 0) is works, (flag, output.decode())
 
 
