@@ -16,7 +16,6 @@ from onestack.tls.sni import CertificateSet, default_context
 from tests.tls.conftest import add_vhost
 from tests.tls.support import answer_over_tls
 
-
 REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
 
 
