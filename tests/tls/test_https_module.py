@@ -138,7 +138,9 @@ async def test_acme_certificate_over_https(
         await asyncio.to_thread(server.wait_module, "http")
         await asyncio.to_thread(server.wait_module, "https")
         port = server.port("https")
-        await create_vhost(server, "acme.example.test", ["www.acme.example.test"])
+        vhost_id = await create_vhost(
+            server, "acme.example.test", ["www.acme.example.test"]
+        )
 
         # The renewal task orders on vhostCreated; the http module answers
         # Pebble's HTTP-01 requests from DATA_DIR/acme/challenges.
@@ -151,3 +153,25 @@ async def test_acme_certificate_over_https(
         assert output == "200"
         code, output = await curl(root_file, "www.acme.example.test", port)
         assert code == 0, output
+        assert f"ACME certificates come from {pebble.directory_url}" in server.log()
+
+        # The API orders again on request, and shows what the vhost serves.
+        renewed = await api(server, "POST", f"/api/vhosts/{vhost_id}/certificate/renew")
+        assert renewed.status_code == 200, renewed.text + server.log()
+        assert renewed.json()["certificate"]["source"] == "acme"
+        assert sorted(renewed.json()["certificate"]["names"]) == [
+            "acme.example.test",
+            "www.acme.example.test",
+        ]
+        shown = await api(server, "GET", f"/api/vhosts/{vhost_id}/certificate")
+        assert shown.json()["source"] == "acme"
+        assert "Pebble" in shown.json()["issuer"]
+
+        # A vhost without ssl gets no ACME order.
+        plain = {"domain": "plain.example.test", "ssl": False}
+        created = await api(server, "POST", "/api/vhosts", json=plain)
+        assert created.status_code == 201, created.text
+        plain_id = created.json()["id"]
+        refused = await api(server, "POST", f"/api/vhosts/{plain_id}/certificate/renew")
+        assert refused.status_code == 400
+        assert "does not have ssl enabled" in refused.json()["error"]
