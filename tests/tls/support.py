@@ -1,5 +1,5 @@
-"""Peers for the TLS tests: a TLS responder, a DNS answerer, an HTTP-01
-responder and a Pebble ACME server, all on loopback."""
+"""Peers for the TLS tests: a TLS server, a DNS server, an HTTP-01
+server and a Pebble ACME server, all on loopback."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ async def answer_over_tls(
                 if not await receive():
                     return
             except ssl.SSLError:
-                return  # close_notify or EOF: a client such as s_client done
+                return  # close_notify or EOF: the client sent no request
 
         tls.write(HTTP_RESPONSE)
         try:

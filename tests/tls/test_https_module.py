@@ -142,7 +142,7 @@ async def test_acme_certificate_over_https(
             server, "acme.example.test", ["www.acme.example.test"]
         )
 
-        # The renewal task orders on vhostCreated; the http module answers
+        # The renewal task orders on vhostCreated, and the http module serves
         # Pebble's HTTP-01 requests from DATA_DIR/acme/challenges.
         deadline = time.monotonic() + 60
         code, output = await curl(root_file, "acme.example.test", port)

@@ -222,3 +222,38 @@ async def test_default_context_uses_vhost_certificate(
 
     assert isinstance(context, ssl.SSLContext)
     assert not (tmp_path / "tls" / "self-signed").exists()
+
+
+async def test_reused_row_id_reloads_context(store: Store, tmp_path: Path) -> None:
+    # SQLite gives a deleted row's id to the next insert, so a new certificate
+    # can arrive under the id of the one it replaces.
+    vhost_id = await add_vhost(store, "a.test")
+    certificates = CertificateSet(store, tmp_path)
+    await certificates.load()
+    ca = trustme.CA()
+    ids = []
+    contexts = []
+    for _ in range(2):
+        leaf = ca.issue_cert("a.test")
+        pem = "".join(b.bytes().decode() for b in (*leaf.cert_chain_pems, ca.cert_pem))
+        info = chain_info(pem)
+        ids.append(
+            await certificate_store.add_certificate(
+                store,
+                vhost_id,
+                "uploaded",
+                info.names,
+                info.not_before,
+                info.not_after,
+                pem,
+                leaf.private_key_pem.bytes().decode(),
+                replace=True,
+            )
+        )
+        await certificates.load()
+        contexts.append(certificates.context_for("a.test"))
+
+    assert ids[0] == ids[1]
+    assert contexts[0] is not None
+    assert contexts[1] is not None
+    assert contexts[0] is not contexts[1]
