@@ -100,8 +100,9 @@ async def send_notify(zone: CompiledZone, target: str) -> bool:
     """Send NOTIFY for ``zone`` to one secondary (RFC 1996); True when it answered."""
     host, port = parse_target(target)
     message = dns.message.make_query(zone.origin, dns.rdatatype.SOA)
-    message.set_opcode(dns.opcode.NOTIFY)
+    # The opcode lives in the flags word, so it is set after the flags.
     message.flags = dns.flags.AA
+    message.set_opcode(dns.opcode.NOTIFY)
     # RFC 1996 section 3.7: the answer section may carry the new SOA.
     message.answer = [zone.soa]
     for attempt in range(1, NOTIFY_ATTEMPTS + 1):
