@@ -69,10 +69,16 @@ class Responder:
         self.zones = zones
         self.max_cached = max_cached
         self.cache: dict[CacheKey, Answer] = {}
+        # UDP replies by the query's bytes after its ID. A resolver that
+        # repeats a question in the same case and with the same EDNS options
+        # gets its reply with one lookup. Cleared with ``cache``, never
+        # replaced, so listeners may hold a reference to it.
+        self.exact: dict[bytes, bytes] = {}
         self.transfer: TransferHandler | None = None
 
     def clear(self) -> None:
         self.cache.clear()
+        self.exact.clear()
 
     def respond(self, packet: bytes, peer: str, tcp: bool) -> list[bytes]:
         """Return the response messages for one query packet (none: drop it)."""
@@ -136,7 +142,13 @@ class Responder:
             answer = self._build(key)
         wire = answer.full if tcp or len(answer.full) <= limit else answer.truncated
         flags = bytes(((wire[2] & 0xFE) | (packet[2] & 0x01), (wire[3] & 0xEF) | (packet[3] & 0x10)))
-        return packet[:2] + flags + wire[4:12] + qname + wire[end:]
+        reply = packet[:2] + flags + wire[4:12] + qname + wire[end:]
+        if not tcp:
+            exact = self.exact
+            if len(exact) >= self.max_cached:
+                del exact[next(iter(exact))]
+            exact[packet[2:]] = reply[2:]
+        return reply
 
     def _respond_slow(self, packet: bytes, peer: str, tcp: bool) -> list[bytes]:
         try:
