@@ -72,8 +72,8 @@ class DnsModule(Module):
     def sends_notify(self) -> bool:
         # One worker sends NOTIFY, so that secondaries get it once: worker 0
         # sends it after it has loaded the change itself. The admin process
-        # does not send it because it knows neither whether the dns module
-        # runs nor when the workers hold the change.
+        # does not send it because it cannot tell whether the dns module runs
+        # or when the workers have loaded the change.
         return self.context.worker_index == 0
 
     async def start(self) -> None:

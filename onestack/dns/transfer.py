@@ -123,6 +123,6 @@ async def send_notify(zone: CompiledZone, target: str) -> bool:
 
 
 async def notify_all(zone: CompiledZone, delay: float) -> None:
-    """Wait ``delay`` seconds (so every worker holds the change), then notify."""
+    """Wait ``delay`` seconds (so every worker has loaded the change), then notify."""
     await asyncio.sleep(delay)
     await asyncio.gather(*(send_notify(zone, target) for target in zone.also_notify))

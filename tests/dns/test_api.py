@@ -93,7 +93,7 @@ def test_record_added_and_serial_bumped(server: Server) -> None:
         ({"name": "www.other.example.", "type": "A", "data": "192.0.2.1"}, 400, "outside the zone"),
         ({"name": "www", "type": "CNAME", "data": "target.example.net"}, 400, "must be alone"),
         ({"name": "@", "type": "CNAME", "data": "target.example.net"}, 400, "apex"),
-        ({"name": "www", "type": "A", "data": "192.0.2.1"}, 409, "already holds"),
+        ({"name": "www", "type": "A", "data": "192.0.2.1"}, 409, "already contains"),
         ({"name": "srv", "type": "SRV", "data": "5 5060", "priority": 1}, 400, "weight port target"),
         ({"name": "x", "type": "A", "data": "192.0.2.1", "priority": 5}, 400, "only to MX and SRV"),
         ({"name": "x", "type": "FOO", "data": "1"}, 400, "unsupported record type"),

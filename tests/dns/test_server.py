@@ -117,7 +117,8 @@ def test_wildcard_nodata_for_other_type(server: Server) -> None:
 
 
 def test_wildcard_not_below_existing_name(server: Server) -> None:
-    # RFC 4592 section 2.2.1: "apps" itself exists (it holds the wildcard).
+    # RFC 4592 section 3.3.1: the closest encloser b.deep.example.com has no
+    # wildcard child, so the name does not exist.
     result = dig(dns_port(server), "x.a.b.deep.example.com", "A")
     assert result.status == "NXDOMAIN"
 
