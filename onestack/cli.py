@@ -34,7 +34,9 @@ async def serve(data_dir: Path) -> int:
     except ConfigError as exc:
         logger.error("%s/config.json is invalid: %s", data_dir, exc)
         for error in exc.errors:
-            print(f"config error: {error['field']}: {error['message']}", file=sys.stderr)
+            print(
+                f"config error: {error['field']}: {error['message']}", file=sys.stderr
+            )
         return EXIT_CONFIG_INVALID
 
     admin = config.server.adminPanel
@@ -59,7 +61,9 @@ async def serve(data_dir: Path) -> int:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(state.reload_config()))
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: asyncio.ensure_future(state.reload_config())
+    )
 
     await supervisor.start_enabled()
     await state.start()
@@ -90,7 +94,9 @@ async def serve(data_dir: Path) -> int:
     await asyncio.wait(watch, return_when=asyncio.FIRST_COMPLETED)
     exit_code = 0
     if server_task is not None and server_task.done():
-        logger.error("the admin API stopped unexpectedly (is port %d in use?)", admin.port)
+        logger.error(
+            "the admin API stopped unexpectedly (is port %d in use?)", admin.port
+        )
         exit_code = 1
 
     logger.info("stopping")
@@ -112,7 +118,9 @@ def main(argv: list[str] | None = None) -> None:
         description="One server for websites, DNS, mail and SFTP, run through one admin API.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="start the admin API and the enabled modules")
+    serve_parser = commands.add_parser(
+        "serve", help="start the admin API and the enabled modules"
+    )
     serve_parser.add_argument(
         "--data-dir",
         type=Path,
@@ -120,7 +128,9 @@ def main(argv: list[str] | None = None) -> None:
         help="folder for the config, database, site files and keys (default: ./onestack-data)",
     )
     serve_parser.add_argument(
-        "--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default: INFO)"
+        "--log-level",
+        default=None,
+        help="DEBUG, INFO, WARNING or ERROR (default: INFO)",
     )
     args = parser.parse_args(argv)
 

@@ -106,7 +106,9 @@ class ModuleRunner:
             old_workers, self.workers = self.workers, new_workers
             self.config = config
             await _stop_workers(old_workers)
-            logger.info("module %s reloaded with %d workers", self.name, len(new_workers))
+            logger.info(
+                "module %s reloaded with %d workers", self.name, len(new_workers)
+            )
 
     def _check_available(self) -> None:
         if not self.spec.is_available():
@@ -115,13 +117,16 @@ class ModuleRunner:
             )
 
     async def _spawn_all(self, config: ModuleConfig) -> list[Worker]:
-        spawned: list[Worker] = []
-        try:
-            for index in range(config.workers):
-                spawned.append(await self._spawn(index, config))
-        except BaseException:
+        # Workers start side by side: each spends a second or more importing.
+        results = await asyncio.gather(
+            *(self._spawn(index, config) for index in range(config.workers)),
+            return_exceptions=True,
+        )
+        spawned = [result for result in results if isinstance(result, Worker)]
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
             await _stop_workers(spawned)
-            raise
+            raise failures[0]
         return spawned
 
     async def _spawn(self, index: int, config: ModuleConfig) -> Worker:
@@ -157,7 +162,9 @@ class ModuleRunner:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
-            reason = report.get("error") or f"worker exited with code {process.returncode}"
+            reason = (
+                report.get("error") or f"worker exited with code {process.returncode}"
+            )
             raise ModuleError(f"module {self.name!r} failed to start: {reason}")
 
         worker = Worker(index=index, process=process)
@@ -199,7 +206,12 @@ class ModuleRunner:
             try:
                 replacement = await self._spawn(worker.index, self.config)
             except ModuleError as exc:
-                logger.error("module %s worker %d restart failed: %s", self.name, worker.index, exc)
+                logger.error(
+                    "module %s worker %d restart failed: %s",
+                    self.name,
+                    worker.index,
+                    exc,
+                )
                 self.workers.remove(worker)
                 if not self.running:
                     await self.supervisor.hub.publish(
@@ -231,7 +243,9 @@ async def _stop_workers(workers: list[Worker]) -> None:
     if pending:
         for worker in workers:
             if worker.alive:
-                logger.warning("worker pid %d ignored SIGTERM; killing it", worker.process.pid)
+                logger.warning(
+                    "worker pid %d ignored SIGTERM; killing it", worker.process.pid
+                )
                 with contextlib.suppress(ProcessLookupError):
                     worker.process.kill()
         await asyncio.wait(pending)
@@ -253,7 +267,9 @@ def _worker_environment() -> dict[str, str]:
 class Supervisor:
     """Runs the enabled modules and answers for their state."""
 
-    def __init__(self, data_dir: Path, config: Config, database_url: str, hub: EventHub) -> None:
+    def __init__(
+        self, data_dir: Path, config: Config, database_url: str, hub: EventHub
+    ) -> None:
         self.data_dir = data_dir
         self.config = config
         self.database_url = database_url
@@ -262,7 +278,18 @@ class Supervisor:
         self.runners = {name: ModuleRunner(self, name) for name in MODULE_NAMES}
 
     def module_config(self, name: str, config: Config | None = None) -> ModuleConfig:
-        return getattr((config or self.config).modules, name)
+        """Return the config a module's workers run with.
+
+        The http module redirects to the https module's port, so it is given
+        that port from the https section rather than asking the user twice.
+        """
+        config = config or self.config
+        module_config: ModuleConfig = getattr(config.modules, name)
+        if name == "http":
+            module_config = module_config.model_copy(
+                update={"httpsPort": config.modules.https.port}
+            )
+        return module_config
 
     async def start_enabled(self) -> None:
         """Start every enabled module; one that fails is logged, not fatal."""
@@ -315,7 +342,9 @@ class Supervisor:
         if old.server.adminPanel.host != new.server.adminPanel.host or (
             old.server.adminPanel.port != new.server.adminPanel.port
         ):
-            logger.warning("the admin listener's new address takes effect at the next start")
+            logger.warning(
+                "the admin listener's new address takes effect at the next start"
+            )
         if old.database != new.database:
             logger.warning("the new database URL takes effect at the next start")
         return failures
@@ -352,7 +381,12 @@ class Supervisor:
         for pid in self.worker_pids():
             with contextlib.suppress(psutil.Error):
                 external += psutil.Process(pid).memory_info().rss
-        return {"heapUsed": unique, "heapTotal": own, "external": external, "rss": own + external}
+        return {
+            "heapUsed": unique,
+            "heapTotal": own,
+            "external": external,
+            "rss": own + external,
+        }
 
     def status(self) -> dict[str, Any]:
         return {

@@ -43,7 +43,9 @@ class LoginThrottle:
         async with self.store.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(login_failures.c.blocked_until).where(login_failures.c.key == key)
+                    select(login_failures.c.blocked_until).where(
+                        login_failures.c.key == key
+                    )
                 )
             ).first()
         if row is None or row.blocked_until is None:
@@ -70,14 +72,16 @@ class LoginThrottle:
         async with self.store.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    select(login_failures.c.failures, login_failures.c.first_failure_at).where(
-                        login_failures.c.key == key
-                    )
+                    select(
+                        login_failures.c.failures, login_failures.c.first_failure_at
+                    ).where(login_failures.c.key == key)
                 )
             ).first()
             if row is None or _aware(row.first_failure_at) < window_start:
                 failures = 1
-                await conn.execute(delete(login_failures).where(login_failures.c.key == key))
+                await conn.execute(
+                    delete(login_failures).where(login_failures.c.key == key)
+                )
                 await conn.execute(
                     insert(login_failures).values(
                         key=key, failures=1, first_failure_at=now, blocked_until=None
@@ -104,7 +108,9 @@ class LoginThrottle:
 
     async def record_success(self, key: str) -> None:
         async with self.store.engine.begin() as conn:
-            await conn.execute(delete(login_failures).where(login_failures.c.key == key))
+            await conn.execute(
+                delete(login_failures).where(login_failures.c.key == key)
+            )
 
 
 def _now() -> datetime:

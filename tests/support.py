@@ -28,7 +28,9 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         with socket.socket(socket.AF_INET, kind) as first:
             first.bind(("127.0.0.1", 0))
             port = first.getsockname()[1]
-            other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+            other = (
+                socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+            )
             with socket.socket(socket.AF_INET, other) as second:
                 try:
                     second.bind(("127.0.0.1", port))
@@ -49,7 +51,13 @@ def deep_update(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 class Server:
     """A running ``onestack serve`` with its ports, data directory and log."""
 
-    def __init__(self, data_dir: Path, config: dict[str, Any], process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: dict[str, Any],
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+    ) -> None:
         self.data_dir = data_dir
         self.config = config
         self.process = process
@@ -65,7 +73,9 @@ class Server:
         return int(section)  # type: ignore[arg-type]
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.admin_url, auth=self.auth, timeout=30, **kwargs)
+        return httpx.Client(
+            base_url=self.admin_url, auth=self.auth, timeout=30, **kwargs
+        )
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with self.client() as client:
@@ -79,7 +89,9 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_module(self, name: str, running: bool = True, timeout: float = 20.0) -> dict[str, Any]:
+    def wait_module(
+        self, name: str, running: bool = True, timeout: float = 20.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             status = self.api("GET", f"/api/modules/{name}").json()
@@ -101,11 +113,32 @@ class Server:
 def default_test_config() -> dict[str, Any]:
     """Every module on free loopback ports, one worker each, all disabled."""
     return {
-        "server": {"adminPanel": {"host": "127.0.0.1", "port": free_port(), "rateLimit": {"requestsPerMinute": 100000}}},
+        "server": {
+            "adminPanel": {
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "rateLimit": {"requestsPerMinute": 100000},
+            }
+        },
         "modules": {
-            "http": {"enabled": False, "host": "127.0.0.1", "port": free_port(), "workers": 1},
-            "https": {"enabled": False, "host": "127.0.0.1", "port": free_port(), "workers": 1},
-            "dns": {"enabled": False, "host": "127.0.0.1", "port": free_port(), "workers": 1},
+            "http": {
+                "enabled": False,
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "workers": 1,
+            },
+            "https": {
+                "enabled": False,
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "workers": 1,
+            },
+            "dns": {
+                "enabled": False,
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "workers": 1,
+            },
             "email": {
                 "enabled": False,
                 "host": "127.0.0.1",
@@ -113,7 +146,12 @@ def default_test_config() -> dict[str, Any]:
                 "smtp": {"port": free_port()},
                 "imap": {"port": free_port()},
             },
-            "ssh": {"enabled": False, "host": "127.0.0.1", "port": free_port(), "workers": 1},
+            "ssh": {
+                "enabled": False,
+                "host": "127.0.0.1",
+                "port": free_port(),
+                "workers": 1,
+            },
         },
     }
 
@@ -136,11 +174,22 @@ def run_server(
         config = deep_update(config, json.loads(config_file.read_text()))
     log_path = data_dir / "server.log"
     process_env = dict(os.environ)
-    process_env["PYTHONPATH"] = str(ROOT) + os.pathsep + process_env.get("PYTHONPATH", "")
+    process_env["PYTHONPATH"] = (
+        str(ROOT) + os.pathsep + process_env.get("PYTHONPATH", "")
+    )
     process_env.update(env or {})
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "onestack.cli", "serve", "--data-dir", str(data_dir), "--log-level", "DEBUG"],
+            [
+                sys.executable,
+                "-m",
+                "onestack.cli",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--log-level",
+                "DEBUG",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=process_env,
@@ -154,13 +203,17 @@ def run_server(
         server.stop()
 
 
-def _wait_ready(server: Server, timeout: float = 30.0) -> None:
+def _wait_ready(server: Server, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.log()}")
+            raise RuntimeError(
+                f"server exited with {server.process.returncode}:\n{server.log()}"
+            )
         try:
-            response = httpx.get(server.admin_url + "/api/health", auth=server.auth, timeout=2)
+            response = httpx.get(
+                server.admin_url + "/api/health", auth=server.auth, timeout=2
+            )
             if response.status_code == 200:
                 return
         except httpx.HTTPError:

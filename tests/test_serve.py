@@ -41,7 +41,9 @@ def test_config_file_written_with_hashed_password(server: Server) -> None:
 def test_invalid_config_stops_startup(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    (data_dir / "config.json").write_text(json.dumps({"modules": {"http": {"port": "eighty"}}}))
+    (data_dir / "config.json").write_text(
+        json.dumps({"modules": {"http": {"port": "eighty"}}})
+    )
     with run_server(data_dir, wait=False) as running:
         code = running.process.wait(30)
     assert code != 0

@@ -14,7 +14,13 @@ import time
 from fastapi import Request
 
 from onestack import passwords
-from onestack.admin.errors import AUTH_CHALLENGE, AUTH_FAILED, AUTH_REQUIRED, RATE_LIMITED, ApiError
+from onestack.admin.errors import (
+    AUTH_CHALLENGE,
+    AUTH_FAILED,
+    AUTH_REQUIRED,
+    RATE_LIMITED,
+    ApiError,
+)
 from onestack.config import AdminPanelConfig
 from onestack.throttle import LoginThrottle
 
@@ -51,11 +57,15 @@ class AdminAuthenticator:
         self._key = secrets.token_bytes(32)
         self._verified: dict[bytes, float] = {}
 
-    def _fingerprint(self, admin: AdminPanelConfig, username: str, password: str) -> bytes:
+    def _fingerprint(
+        self, admin: AdminPanelConfig, username: str, password: str
+    ) -> bytes:
         material = f"{admin.password}\0{username}\0{password}".encode()
         return hmac.new(self._key, material, hashlib.sha256).digest()
 
-    async def check(self, admin: AdminPanelConfig, username: str, password: str) -> bool:
+    async def check(
+        self, admin: AdminPanelConfig, username: str, password: str
+    ) -> bool:
         fingerprint = self._fingerprint(admin, username, password)
         now = time.monotonic()
         expires = self._verified.get(fingerprint)
@@ -73,7 +83,9 @@ class AdminAuthenticator:
             return True
         return False
 
-    async def authenticate(self, admin: AdminPanelConfig, client: str, header: str | None) -> str:
+    async def authenticate(
+        self, admin: AdminPanelConfig, client: str, header: str | None
+    ) -> str:
         """Return the username, or raise ApiError 401 or 429."""
         key = f"ip:{client}"
         retry_after = await self.throttle.retry_after(key)
@@ -98,10 +110,17 @@ class AdminAuthenticator:
             return username
         delay = await self.throttle.delay_for(key)
         failures = await self.throttle.record_failure(key)
-        logger.warning("admin login failed for user %r from %s (%d failures)", username, client, failures)
+        logger.warning(
+            "admin login failed for user %r from %s (%d failures)",
+            username,
+            client,
+            failures,
+        )
         if delay:
             await asyncio.sleep(delay)
-        raise ApiError(401, AUTH_FAILED, "invalid username or password", headers=AUTH_CHALLENGE)
+        raise ApiError(
+            401, AUTH_FAILED, "invalid username or password", headers=AUTH_CHALLENGE
+        )
 
 
 def client_address(request: Request) -> str:

@@ -100,25 +100,37 @@ def install(app: FastAPI) -> None:
         return envelope(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(
+        _request: Request, exc: RequestValidationError
+    ) -> JSONResponse:
         errors = []
         for error in exc.errors():
             field = _field_name(tuple(error.get("loc", ())))
             message = error.get("msg", "invalid value")
             if error.get("type") == "json_invalid":
-                field, message = "(body)", "malformed JSON: " + str(
-                    error.get("ctx", {}).get("error", "parse error")
+                field, message = (
+                    "(body)",
+                    "malformed JSON: "
+                    + str(error.get("ctx", {}).get("error", "parse error")),
                 )
             errors.append({"field": field, "message": message})
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return envelope(400, INVALID_REQUEST, f"invalid request: {summary}", {"errors": errors})
+        details = {
+            "field": errors[0]["field"] if errors else "(body)",
+            "errors": errors,
+        }
+        return envelope(400, INVALID_REQUEST, f"invalid request: {summary}", details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(
+        _request: Request, exc: StarletteHTTPException
+    ) -> JSONResponse:
         code = _CODE_BY_STATUS.get(exc.status_code, OPERATION_FAILED)
         return envelope(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return envelope(500, OPERATION_FAILED, "internal error; the server log has the details")
+        return envelope(
+            500, OPERATION_FAILED, "internal error; the server log has the details"
+        )

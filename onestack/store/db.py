@@ -68,7 +68,9 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-async def open_store(data_dir: Path, configured_url: str, migrate: bool = False) -> Store:
+async def open_store(
+    data_dir: Path, configured_url: str, migrate: bool = False
+) -> Store:
     """Open the database named by the config; migrate it when asked."""
     store = Store(database_url(data_dir, configured_url))
     if migrate:

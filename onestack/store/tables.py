@@ -156,6 +156,9 @@ mailboxes = Table(
     Column("quota", BigInteger, nullable=False),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Set when the mailbox was deleted but its messages were kept; creating
+    # the same address again brings the mailbox and its messages back.
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
 )
 
 # IMAP mailboxes of one account (RFC 3501 calls them mailboxes; the API calls
@@ -214,7 +217,9 @@ messages = Table(
     Column("keywords", JSON, nullable=False, default=list),
     Column("raw", LargeBinary, nullable=False),  # the RFC 5322 bytes, whole
     UniqueConstraint("folder_id", "uid"),
-    Index("ix_messages_mailbox_folder_date", "mailbox_id", "folder_id", "internal_date"),
+    Index(
+        "ix_messages_mailbox_folder_date", "mailbox_id", "folder_id", "internal_date"
+    ),
 )
 
 # Messages for remote recipients, kept until delivered or bounced.
