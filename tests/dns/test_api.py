@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from websockets.sync.client import connect
 
+from tests.admin.test_websocket import receive_type
 from tests.support import Server, run_server
 
 
@@ -235,3 +237,25 @@ def test_import_error_names_line(server: Server) -> None:
     assert response.status_code == 400
     assert "line 3" in response.json()["error"]
     assert server.api("GET", "/api/dns/zones/err.example").status_code == 404
+
+
+def test_dns_events_reach_websocket(server: Server) -> None:
+    port = server.config["server"]["adminPanel"]["port"]
+    with connect(f"ws://admin:admin123@127.0.0.1:{port}/") as ws:
+        create_zone(server, "events.example")
+        created = receive_type(ws, "dnsZoneCreated")
+        assert created["data"]["name"] == "events.example"
+
+        record = add(server, "events.example", name="www", type="A", data="192.0.2.1").json()
+        added = receive_type(ws, "dnsRecordAdded")
+        assert added["data"]["zone"] == "events.example"
+        assert added["data"]["record"] == record
+
+        server.api("PUT", f"/api/dns/records/{record['id']}", json={"ttl": 60})
+        assert receive_type(ws, "dnsRecordUpdated")["data"]["record"]["ttl"] == 60
+        server.api("DELETE", f"/api/dns/records/{record['id']}")
+        assert receive_type(ws, "dnsRecordDeleted")["data"]["id"] == record["id"]
+        server.api("PUT", "/api/dns/zones/events.example", json={"ttl": 120})
+        assert receive_type(ws, "dnsZoneUpdated")["data"]["name"] == "events.example"
+        server.api("DELETE", "/api/dns/zones/events.example")
+        assert receive_type(ws, "dnsZoneDeleted")["data"]["name"] == "events.example"
