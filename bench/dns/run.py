@@ -81,8 +81,19 @@ def wait_ready(port: int) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         result = subprocess.run(
-            ["dig", "@127.0.0.1", "-p", str(port), "+short", "+time=1", "+tries=1", f"host1.{ZONE}", "A"],
-            capture_output=True, text=True,
+            [
+                "dig",
+                "@127.0.0.1",
+                "-p",
+                str(port),
+                "+short",
+                "+time=1",
+                "+tries=1",
+                f"host1.{ZONE}",
+                "A",
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.stdout.strip():
             return
@@ -100,12 +111,31 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def dnsperf(port: int, pid: int, queries: Path, seconds: int, clients: int) -> dict[str, float]:
+def dnsperf(
+    port: int, pid: int, queries: Path, seconds: int, clients: int
+) -> dict[str, float]:
     cpu = cpu_seconds(pid)
     output = subprocess.run(
-        ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds),
-         "-c", str(clients), "-q", str(OUTSTANDING), "-t", "2"],
-        capture_output=True, text=True, timeout=seconds + 60,
+        [
+            "dnsperf",
+            "-s",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-d",
+            str(queries),
+            "-l",
+            str(seconds),
+            "-c",
+            str(clients),
+            "-q",
+            str(OUTSTANDING),
+            "-t",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
     ).stdout
     qps = re.search(r"Queries per second:\s+([\d.]+)", output)
     lost = re.search(r"Queries lost:\s+(\d+)", output)
@@ -125,7 +155,9 @@ def dnsperf(port: int, pid: int, queries: Path, seconds: int, clients: int) -> d
 def onestack(folder: Path, workers: int) -> Iterator[tuple[int, int]]:
     overrides = {"modules": {"dns": {"enabled": True, "workers": workers}}}
     with run_server(folder / "onestack", overrides) as server:
-        response = server.api("POST", f"/api/dns/zones/{ZONE}/import", json={"zoneFile": zone_text()})
+        response = server.api(
+            "POST", f"/api/dns/zones/{ZONE}/import", json={"zoneFile": zone_text()}
+        )
         response.raise_for_status()
         port = server.port("dns")
         wait_ready(port)
@@ -216,14 +248,23 @@ zone:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=1, help="server processes (threads for Knot)")
-    parser.add_argument("--seconds", type=int, default=10, help="dnsperf run time per server and round")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every server once")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes (threads for Knot)"
+    )
+    parser.add_argument(
+        "--seconds", type=int, default=10, help="dnsperf run time per server and round"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds; each runs every server once"
+    )
     parser.add_argument("--clients", type=int, default=4, help="dnsperf client sockets")
     args = parser.parse_args()
 
     runs: dict[str, list[dict[str, float]]] = {"onestack": [], "nsd": [], "knot": []}
-    with tempfile.TemporaryDirectory(prefix="onestack-bench-dns-") as tmp, ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="onestack-bench-dns-") as tmp,
+        ExitStack() as stack,
+    ):
         folder = Path(tmp)
         queries = folder / "queries.txt"
         query_file(queries)
@@ -232,7 +273,7 @@ def main() -> None:
             "nsd": stack.enter_context(nsd(folder, args.workers)),
             "knot": stack.enter_context(knot(folder, args.workers)),
         }
-        for name, (port, pid) in ports.items():
+        for port, pid in ports.values():
             dnsperf(port, pid, queries, 2, args.clients)  # warm-up: caches, page-ins
         # Servers take turns, so that load from other programs on the
         # machine falls on all of them alike.
@@ -246,8 +287,14 @@ def main() -> None:
                     f"  {result['cpu_us']:.1f} CPU us/query"
                 )
 
-    medians = {name: statistics.median(r["qps"] for r in results) for name, results in runs.items()}
-    cpu = {name: statistics.median(r["cpu_us"] for r in results) for name, results in runs.items()}
+    medians = {
+        name: statistics.median(r["qps"] for r in results)
+        for name, results in runs.items()
+    }
+    cpu = {
+        name: statistics.median(r["cpu_us"] for r in results)
+        for name, results in runs.items()
+    }
     for name, results in runs.items():
         lost = sum(r["lost"] for r in results)
         sent = sum(r["sent"] for r in results)

@@ -24,9 +24,9 @@ UDP_BUFFER_BYTES = 4 * 1024 * 1024
 class UdpServer(asyncio.DatagramProtocol):
     """Answers each datagram in place; nothing is queued or retried."""
 
-    # NOTE: bench/dns measured 0.32 to 0.49 of NSD's queries/s on a loaded
-    # 2-vCPU VM, with 1.5 times NSD's CPU time per query and millisecond
-    # stalls at the 99th percentile; the 0.7 target is not reached yet.
+    # NOTE: bench/dns measured medians of 0.32 to 0.49 of NSD's queries/s on
+    # a loaded 2-vCPU VM, at 1.5 times NSD's CPU time per query. The worker
+    # was mostly idle, and the cause of the gap is not established.
 
     def __init__(self, responder: Responder) -> None:
         self.responder = responder

@@ -27,7 +27,9 @@ NOTIFY_TIMEOUT = 2.0
 NOTIFY_ATTEMPTS = 3
 
 
-def _response(query: dns.message.Message, rcode: int = dns.rcode.NOERROR) -> dns.message.Message:
+def _response(
+    query: dns.message.Message, rcode: int = dns.rcode.NOERROR
+) -> dns.message.Message:
     response = dns.message.make_response(query)
     response.flags &= ~dns.flags.RA
     response.set_rcode(rcode)
@@ -107,16 +109,25 @@ async def send_notify(zone: CompiledZone, target: str) -> bool:
     message.answer = [zone.soa]
     for attempt in range(1, NOTIFY_ATTEMPTS + 1):
         try:
-            response = await dns.asyncquery.udp(message, host, timeout=NOTIFY_TIMEOUT, port=port)
+            response = await dns.asyncquery.udp(
+                message, host, timeout=NOTIFY_TIMEOUT, port=port
+            )
         except (dns.exception.Timeout, OSError, dns.exception.DNSException) as exc:
             logger.warning(
                 "NOTIFY %s serial %d to %s failed (attempt %d): %s",
-                zone.name, zone.serial, target, attempt, exc or type(exc).__name__,
+                zone.name,
+                zone.serial,
+                target,
+                attempt,
+                exc or type(exc).__name__,
             )
             continue
         logger.info(
             "NOTIFY %s serial %d to %s: %s",
-            zone.name, zone.serial, target, dns.rcode.to_text(response.rcode()),
+            zone.name,
+            zone.serial,
+            target,
+            dns.rcode.to_text(response.rcode()),
         )
         return response.rcode() == dns.rcode.NOERROR
     return False

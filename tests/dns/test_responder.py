@@ -32,7 +32,9 @@ def make_responder(max_cached: int = 1000) -> Responder:
     return Responder(zones, max_cached)
 
 
-def ask(responder: Responder, query: dns.message.Message, tcp: bool = False) -> dns.message.Message:
+def ask(
+    responder: Responder, query: dns.message.Message, tcp: bool = False
+) -> dns.message.Message:
     replies = responder.respond(query.to_wire(), "127.0.0.1", tcp)
     assert len(replies) == 1
     return dns.message.from_wire(replies[0])
@@ -98,7 +100,9 @@ def test_response_packets_dropped() -> None:
 
 def test_short_garbage_gets_formerr() -> None:
     responder = make_responder()
-    replies = responder.respond(b"\x12\x34\x01\x00" + b"\x00" * 8 + b"\xff\xff", "127.0.0.1", False)
+    replies = responder.respond(
+        b"\x12\x34\x01\x00" + b"\x00" * 8 + b"\xff\xff", "127.0.0.1", False
+    )
     assert len(replies) == 1
     assert replies[0][:2] == b"\x12\x34"
     assert replies[0][3] & 0x0F == dns.rcode.FORMERR
@@ -119,7 +123,13 @@ async def test_tcp_connection_cap_and_idle_timeout(tmp_path: Path) -> None:
     store = Store(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
     await store.migrate()
     port = free_port()
-    config = DnsConfig(enabled=True, host="127.0.0.1", port=port, maxTcpConnections=2, tcpIdleTimeout=0.5)
+    config = DnsConfig(
+        enabled=True,
+        host="127.0.0.1",
+        port=port,
+        maxTcpConnections=2,
+        tcpIdleTimeout=0.5,
+    )
     module = DnsModule(config, WorkerContext(tmp_path, store, events=None))
     await module.start()
     try:

@@ -61,9 +61,13 @@ def test_next_serial_forms() -> None:
 
 
 async def test_zone_with_records_stored(store: Store) -> None:
-    zone = await store_dns.create_zone(store, "example.com", ZONE_VALUES, [record("@", "192.0.2.1")])
+    zone = await store_dns.create_zone(
+        store, "example.com", ZONE_VALUES, [record("@", "192.0.2.1")]
+    )
     assert zone.allow_transfer == ["192.0.2.0/24"]
-    added = await store_dns.add_record(store, "example.com", record("www", "192.0.2.2"), accept)
+    added = await store_dns.add_record(
+        store, "example.com", record("www", "192.0.2.2"), accept
+    )
     assert added is not None
     bumped, row = added
     assert bumped.serial == zone.serial + 1
@@ -82,7 +86,9 @@ async def test_failed_check_stores_nothing(store: Store) -> None:
         raise ValueError("rejected")
 
     with pytest.raises(ValueError):
-        await store_dns.add_record(store, "example.com", record("www", "192.0.2.2"), reject)
+        await store_dns.add_record(
+            store, "example.com", record("www", "192.0.2.2"), reject
+        )
     found = await store_dns.get_zone(store, "example.com")
     assert found is not None
     assert found[0].serial == zone.serial
@@ -90,9 +96,16 @@ async def test_failed_check_stores_nothing(store: Store) -> None:
 
 
 async def test_replace_zone_keeps_higher_serial(store: Store) -> None:
-    zone = await store_dns.create_zone(store, "example.com", ZONE_VALUES, [record("old", "192.0.2.1")])
+    zone = await store_dns.create_zone(
+        store, "example.com", ZONE_VALUES, [record("old", "192.0.2.1")]
+    )
     replaced, created = await store_dns.replace_zone(
-        store, "example.com", ZONE_VALUES, {"minimum": 60}, zone.serial + 10, [record("new", "192.0.2.2")]
+        store,
+        "example.com",
+        ZONE_VALUES,
+        {"minimum": 60},
+        zone.serial + 10,
+        [record("new", "192.0.2.2")],
     )
     assert created is False
     assert replaced.serial == zone.serial + 10
@@ -101,16 +114,22 @@ async def test_replace_zone_keeps_higher_serial(store: Store) -> None:
     assert found is not None
     assert [r.name for r in found[1]] == ["new"]
 
-    lower, _ = await store_dns.replace_zone(store, "example.com", ZONE_VALUES, {}, 5, [])
+    lower, _ = await store_dns.replace_zone(
+        store, "example.com", ZONE_VALUES, {}, 5, []
+    )
     assert lower.serial == zone.serial + 11
 
 
 async def test_record_update_delete_and_zone_delete(store: Store) -> None:
     await store_dns.create_zone(store, "example.com", ZONE_VALUES, [])
-    added = await store_dns.add_record(store, "example.com", record("www", "192.0.2.2"), accept)
+    added = await store_dns.add_record(
+        store, "example.com", record("www", "192.0.2.2"), accept
+    )
     assert added is not None
     record_id = added[1].id
-    updated = await store_dns.update_record(store, record_id, lambda z, r, e: {"data": "192.0.2.3"})
+    updated = await store_dns.update_record(
+        store, record_id, lambda z, r, e: {"data": "192.0.2.3"}
+    )
     assert updated is not None
     assert updated[1].data == "192.0.2.3"
     deleted = await store_dns.delete_record(store, record_id)
