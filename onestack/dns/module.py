@@ -11,7 +11,7 @@ from onestack.dns import records, transfer
 from onestack.dns.answers import CompiledZone, ZoneData, ZoneTable
 from onestack.dns.records import Record
 from onestack.dns.responder import Responder
-from onestack.dns.server import TcpLimits, start_listeners
+from onestack.dns.server import TcpLimits, UdpListener, start_listeners
 from onestack.dns.zonefile import Soa
 from onestack.events import Event
 from onestack.modules import Module, WorkerContext
@@ -72,7 +72,7 @@ class DnsModule(Module):
         self.zones = ZoneTable()
         self.responder = Responder(self.zones, config.maxCachedAnswers)
         self.responder.transfer = transfer.Transfers(self.zones)
-        self.udp: asyncio.DatagramTransport | None = None
+        self.udp: UdpListener | None = None
         self.tcp: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.reload_lock = asyncio.Lock()

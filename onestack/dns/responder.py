@@ -55,7 +55,7 @@ CacheKey = tuple[bytes, bytes, bool, bool]
 TransferHandler = Callable[[dns.message.Message, str, bool], list[bytes] | None]
 
 
-def _formerr(packet: bytes) -> bytes | None:
+def formerr(packet: bytes) -> bytes | None:
     """Return a FORMERR header echoing the ID and opcode, or None to drop."""
     if len(packet) < 12 or packet[2] & 0x80:
         return None
@@ -89,7 +89,7 @@ class Responder:
             return self._respond_slow(packet, peer, tcp)
         except Exception:
             logger.exception("failed to answer a query from %s", peer)
-            reply = _formerr(packet)
+            reply = formerr(packet)
             if reply is None:
                 return []
             return [reply[:3] + bytes((dns.rcode.SERVFAIL,)) + reply[4:]]
@@ -159,7 +159,7 @@ class Responder:
         try:
             query = dns.message.from_wire(packet)
         except (dns.exception.DNSException, ValueError, IndexError):
-            reply = _formerr(packet)
+            reply = formerr(packet)
             return [reply] if reply is not None else []
         if query.flags & dns.flags.QR:
             return []  # never answer a response
@@ -171,7 +171,7 @@ class Responder:
             response.set_rcode(dns.rcode.NOTIMP)
             return [response.to_wire()]
         if len(query.question) != 1:
-            reply = _formerr(packet)
+            reply = formerr(packet)
             return [reply] if reply is not None else []
 
         question = query.question[0]
@@ -204,7 +204,7 @@ class Responder:
                 packet, ignore_trailing=True, question_only=True
             )
         except (dns.exception.DNSException, ValueError):
-            reply = _formerr(packet)
+            reply = formerr(packet)
             return [reply] if reply is not None else []
         response = dns.message.make_response(query)
         response.use_edns(0, payload=EDNS_UDP_SIZE)
