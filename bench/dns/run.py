@@ -33,6 +33,11 @@ ZONE = "bench.test"
 HOSTS = 2000
 # dnsperf keeps this many queries in flight.
 OUTSTANDING = 1000
+# dnsperf's socket buffers, in KiB (the kernel caps them at rmem_max and
+# wmem_max). With the system default of 208 KiB, replies that arrive while
+# dnsperf waits for the CPU overflow its own receive buffer and count as
+# lost queries against the server.
+CLIENT_BUFFER_KIB = 4096
 
 
 def zone_text() -> str:
@@ -132,6 +137,8 @@ def dnsperf(
             str(OUTSTANDING),
             "-t",
             "2",
+            "-b",
+            str(CLIENT_BUFFER_KIB),
         ],
         capture_output=True,
         text=True,
