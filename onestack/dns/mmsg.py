@@ -18,12 +18,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import logging
+import os
 import socket
 import sys
 from typing import Any
-
-logger = logging.getLogger(__name__)
 
 MSG_DONTWAIT = 0x40  # Linux <bits/socket.h>
 SOCKADDR_SLOT = 128  # sizeof(struct sockaddr_storage)
@@ -149,13 +147,13 @@ class DatagramBatch:
         return cls(sock.family, size, in_slot, out_slot)
 
     def receive(self, fd: int) -> list[int]:
-        """Read up to ``size`` datagrams; return their lengths (none: nothing)."""
+        """Read up to ``size`` datagrams and return their lengths (maybe none)."""
         count = self._recvmmsg(fd, self._recv_address, self.size, MSG_DONTWAIT, None)
         if count < 0:
             code = ctypes.get_errno()
             if code in (errno.EAGAIN, errno.EINTR):
                 return []
-            raise OSError(code, "recvmmsg failed")
+            raise OSError(code, f"recvmmsg failed: {os.strerror(code)}")
         step = HEADER_SIZE // 4
         start = self._length_index
         return self._received_lengths[start : start + step * count : step].tolist()
@@ -178,13 +176,13 @@ class DatagramBatch:
         )
 
     def send(self, fd: int, count: int) -> int:
-        """Send out slots ``0 .. count - 1``; return how many left (may be fewer)."""
+        """Send out slots ``0 .. count - 1`` and return how many were sent."""
         sent = self._sendmmsg(fd, self._send_address, count, 0)
         if sent < 0:
             code = ctypes.get_errno()
             if code in (errno.EAGAIN, errno.EINTR):
                 return 0
-            raise OSError(code, "sendmmsg failed")
+            raise OSError(code, f"sendmmsg failed: {os.strerror(code)}")
         return sent
 
 

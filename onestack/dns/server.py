@@ -22,9 +22,9 @@ MAX_TCP_BACKLOG = 64 * 1024
 # Socket buffers for the UDP listener, so that a burst of queries waits in
 # the kernel while the worker is busy instead of being dropped.
 UDP_BUFFER_BYTES = 4 * 1024 * 1024
-# Largest UDP query read. Real queries are a few hundred octets; reading
-# into a smaller buffer costs less per datagram than 64 KiB would. A longer
-# datagram is cut to this plus one octet and answered FORMERR.
+# Largest UDP query read. Real queries are a few hundred octets, and reading
+# into a small buffer costs less per datagram than into 64 KiB. A longer
+# datagram is cut to this plus one octet and answered with FORMERR.
 MAX_UDP_QUERY = 4096
 # Datagrams read per recvmmsg, and batches (or, without recvmmsg, times
 # that many datagrams) read per wakeup before the loop turns to other work.
@@ -44,7 +44,6 @@ class UdpListener:
     reads them one by one with ``recvfrom`` and answers each with
     ``sendto``. Either costs less CPU per query than a ``DatagramProtocol``
     (one callback, one address conversion and a context copy per datagram).
-    Nothing is retried.
     """
 
     def __init__(
@@ -218,7 +217,7 @@ class UdpListener:
         self.sock.close()
 
 
-def _udp_socket(host: str, port: int) -> socket.socket:
+def bind_udp(host: str, port: int) -> socket.socket:
     """Bind a non-blocking UDP socket with SO_REUSEPORT and large buffers."""
     infos = socket.getaddrinfo(
         host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE
@@ -239,7 +238,7 @@ def _udp_socket(host: str, port: int) -> socket.socket:
             error = exc
             continue
         return sock
-    raise error or OSError(f"no address to bind for {host}")
+    raise error or OSError(f"invalid host {host!r}: no address to bind")
 
 
 class TcpLimits:
@@ -332,7 +331,7 @@ async def start_listeners(
 ) -> tuple[UdpListener, asyncio.AbstractServer]:
     """Bind UDP and TCP on ``host``:``port`` with SO_REUSEPORT."""
     loop = asyncio.get_running_loop()
-    udp = UdpListener(responder, _udp_socket(host, port), loop)
+    udp = UdpListener(responder, bind_udp(host, port), loop)
     try:
         tcp = await loop.create_server(
             lambda: TcpConnection(responder, limits), host, port, reuse_port=True
