@@ -91,7 +91,11 @@ class DnsModule(Module):
             self.dns_config.maxTcpConnections, self.dns_config.tcpIdleTimeout
         )
         self.udp, self.tcp = await start_listeners(
-            self.responder, self.dns_config.host, self.dns_config.port, limits
+            self.responder,
+            self.dns_config.host,
+            self.dns_config.port,
+            limits,
+            self.dns_config.workers,
         )
         if self.context.events is not None:
             self.context.events.on_reconnect = self.reload_all

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
 import logging
 import socket
+import struct
+import sys
 from typing import Any
 
 from onestack.dns.mmsg import DatagramBatch
@@ -33,6 +36,14 @@ UDP_ROUNDS = 4
 # Replies held while the send buffer is full; more are dropped, as the
 # network would drop them.
 MAX_PENDING_REPLIES = 4096
+# Linux <asm-generic/socket.h> and <linux/filter.h>: attach a classic BPF
+# program choosing the SO_REUSEPORT socket, and the instructions it uses.
+SO_ATTACH_REUSEPORT_CBPF = 51
+SKF_AD_OFF = -0x1000
+SKF_AD_RANDOM = 56
+BPF_LD_W_ABS = 0x20  # A = 32-bit word at k (an ancillary value here)
+BPF_ALU_MOD_K = 0x94  # A = A % k
+BPF_RET_A = 0x16  # return A
 
 
 class UdpListener:
@@ -241,6 +252,34 @@ def bind_udp(host: str, port: int) -> socket.socket:
     raise error or OSError(f"invalid host {host!r}: no address to bind")
 
 
+def spread_over_workers(sock: socket.socket, workers: int) -> None:
+    """Send each UDP query to a random worker's socket, not one per client.
+
+    By default the kernel picks the SO_REUSEPORT socket by a hash of the
+    client's address and port, so a few busy client sockets can land all on
+    one worker. A classic BPF program on the group (SO_ATTACH_REUSEPORT_CBPF)
+    returns a random socket index per datagram instead. While a worker
+    restarts, an index past the open sockets makes the kernel fall back to
+    the hash.
+    """
+    if workers < 2 or not sys.platform.startswith("linux"):
+        return
+    program = b"".join(
+        struct.pack("=HBBI", code, 0, 0, k & 0xFFFFFFFF)
+        for code, k in (
+            (BPF_LD_W_ABS, SKF_AD_OFF + SKF_AD_RANDOM),
+            (BPF_ALU_MOD_K, workers),
+            (BPF_RET_A, 0),
+        )
+    )
+    instructions = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(instructions))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+    except OSError as exc:
+        logger.warning("UDP queries spread by client address only: %s", exc)
+
+
 class TcpLimits:
     """Shared by the TCP connections of one listener: the open count and cap."""
 
@@ -328,10 +367,13 @@ async def start_listeners(
     host: str,
     port: int,
     limits: TcpLimits,
+    workers: int = 1,
 ) -> tuple[UdpListener, asyncio.AbstractServer]:
     """Bind UDP and TCP on ``host``:``port`` with SO_REUSEPORT."""
     loop = asyncio.get_running_loop()
-    udp = UdpListener(responder, bind_udp(host, port), loop)
+    sock = bind_udp(host, port)
+    spread_over_workers(sock, workers)
+    udp = UdpListener(responder, sock, loop)
     try:
         tcp = await loop.create_server(
             lambda: TcpConnection(responder, limits), host, port, reuse_port=True

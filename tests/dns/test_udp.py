@@ -10,7 +10,13 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from onestack.dns.server import MAX_UDP_QUERY, UDP_BATCH, UdpListener, bind_udp
+from onestack.dns.server import (
+    MAX_UDP_QUERY,
+    UDP_BATCH,
+    UdpListener,
+    bind_udp,
+    spread_over_workers,
+)
 from tests.dns.test_responder import make_responder
 from tests.support import free_port
 
@@ -162,3 +168,29 @@ async def test_dropped_packets_do_not_misdirect_replies(batched: bool) -> None:
         await asyncio.to_thread(_interleave, port, UDP_BATCH * 2)
     finally:
         listener.close()
+
+
+async def test_one_client_spread_over_workers() -> None:
+    # Without the BPF program the kernel hashes the client's address and
+    # port, so every query from one socket would reach the same listener.
+    port = free_port()
+    loop = asyncio.get_running_loop()
+    listeners = []
+    for _ in range(2):
+        sock = bind_udp("127.0.0.1", port)
+        spread_over_workers(sock, 2)
+        listeners.append(UdpListener(make_responder(), sock, loop))
+    queries = [
+        dns.message.make_query(f"n{index}.example.com", "A") for index in range(200)
+    ]
+    try:
+        replies = await asyncio.to_thread(
+            exchange, port, [query.to_wire() for query in queries]
+        )
+    finally:
+        for listener in listeners:
+            listener.close()
+    assert all(reply.rcode() == dns.rcode.NXDOMAIN for reply in replies)
+    cached = [len(listener.responder.cache) for listener in listeners]
+    assert sum(cached) == 200
+    assert min(cached) > 0
