@@ -56,7 +56,9 @@ def _load_calls() -> tuple[Any, Any] | None:
     if not sys.platform.startswith("linux") or ctypes.sizeof(ctypes.c_void_p) != 8:
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        # PyDLL keeps the GIL during the call: the socket is non-blocking,
+        # and the worker has no other thread to hand it to.
+        libc = ctypes.PyDLL(ctypes.util.find_library("c"), use_errno=True)
         recvmmsg, sendmmsg = libc.recvmmsg, libc.sendmmsg
     except (OSError, AttributeError):
         return None

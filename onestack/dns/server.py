@@ -88,6 +88,7 @@ class UdpListener:
         fd = self.fd
         exact = self.exact
         in_view, out_view = batch.in_view, batch.out_view
+        inbuf, outbuf = batch.inbuf, batch.outbuf
         in_slot, out_slot = batch.in_slot, batch.out_slot
         aim = batch.aim
         for _ in range(UDP_ROUNDS):
@@ -107,10 +108,12 @@ class UdpListener:
                 tail = exact.get(bytes(in_view[start + 2 : start + length]))
                 if tail is not None:
                     size = len(tail) + 2
-                    out = len(targets) * out_slot
-                    out_view[out : out + 2] = in_view[start : start + 2]
-                    out_view[out + 2 : out + size] = tail
-                    aim(len(targets), index, size)
+                    slot = len(targets)
+                    out = slot * out_slot
+                    outbuf[out] = inbuf[start]  # the query's ID
+                    outbuf[out + 1] = inbuf[start + 1]
+                    outbuf[out + 2 : out + size] = tail
+                    aim(slot, index, size)
                     targets.append((index, size))
                     continue
                 data = bytes(in_view[start : start + length])
