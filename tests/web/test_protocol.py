@@ -11,6 +11,7 @@ import pytest
 
 from onestack.config import HttpLimits
 from onestack.web import responses
+from onestack.web.accesslog import AccessLog
 from onestack.web.files import FileCache, http_date
 from onestack.web.protocol import HttpConnection
 from onestack.web.responses import Router
@@ -420,6 +421,24 @@ async def test_stats_taken_while_ready_response_in_use(state: ServerState) -> No
     get_once(connection, transport)
     assert state.stats.deltas[1].requests == 1
     assert state.stats.take()[1].bytes_served == 20
+
+
+async def test_ready_responses_written_to_access_log(
+    state: ServerState, tmp_path: Path
+) -> None:
+    state.access_log = AccessLog(tmp_path / "logs", 1 << 20, 1)
+    connection, transport = connect(state)
+    for _ in range(3):
+        get_once(connection, transport)
+    connection.data_received(
+        b"GET /style.css HTTP/1.1\r\nHost: example.com\r\nUser-Agent: probe\r\n\r\n"
+    )
+    state.access_log.flush()
+    lines = (tmp_path / "logs" / "example.com.access.log").read_text().splitlines()
+    assert len(lines) == 4
+    assert all('"GET /style.css HTTP/1.1" 200 20 "-" ' in line for line in lines)
+    assert lines[2].endswith('"-" "-"')
+    assert lines[3].endswith('"-" "probe"')
 
 
 async def test_large_ready_response_written_in_two_parts(
