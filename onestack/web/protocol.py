@@ -76,7 +76,18 @@ class HttpConnection(asyncio.Protocol):
         self.reading_paused = False
         self.deadline = 0.0
         self.in_head = False
+        # Between on_message_begin and on_message_complete.
+        self.in_message = False
         self.waiting_first_byte = True
+        # Messages begun during the current data_received, and the ready
+        # response the last of them was answered with.
+        self.begun = 0
+        self.fast_entry: FastEntry | None = None
+        # A read that held exactly one request, from one message boundary
+        # to the next, answered from ``repeat_entry``. The same bytes again
+        # at a boundary parse to the same request, so they skip the parser.
+        self.repeat_data = b""
+        self.repeat_entry: FastEntry | None = None
         # The request being parsed.
         self.url = b""
         self.headers: dict[bytes, bytes] = {}
@@ -129,6 +140,20 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing or self.rejected:
             return
+        if data == self.repeat_data:
+            entry = self.repeat_entry
+            now = self.loop.time()
+            if (
+                now < entry.fresh_until  # type: ignore[union-attr]
+                and self.transfer is None
+                and not self.queue
+            ):
+                self.started = now
+                self._answer_fast(entry, now)  # type: ignore[arg-type]
+                return
+        at_boundary = not self.in_message
+        self.begun = 0
+        self.fast_entry = None
         if self.in_head:
             # A header block spread over reads: bound its total size here,
             # since the parser only reports a header once it is complete.
@@ -152,6 +177,18 @@ class HttpConnection(asyncio.Protocol):
         except httptools.HttpParserError as error:
             logger.debug("malformed request from %s: %s", self.peer, error)
             self._reject(400)
+        else:
+            if (
+                at_boundary
+                and self.begun == 1
+                and self.fast_entry is not None
+                and not self.in_message
+            ):
+                self.repeat_data = data
+                self.repeat_entry = self.fast_entry
+                return
+        self.repeat_data = b""
+        self.repeat_entry = None
 
     def eof_received(self) -> bool | None:
         # Half-close from the client: finish the answers, then close.
@@ -162,6 +199,8 @@ class HttpConnection(asyncio.Protocol):
     # --- parser callbacks -------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.begun += 1
+        self.in_message = True
         self.in_head = True
         self.url = b""
         self.headers = {}
@@ -201,6 +240,7 @@ class HttpConnection(asyncio.Protocol):
         self.deadline = self.loop.time() + self.idle_timeout
 
     def on_message_complete(self) -> None:
+        self.in_message = False
         parser = self.parser
         if (
             not self.special
@@ -270,6 +310,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _answer_fast(self, entry: FastEntry, now: float) -> None:
         """Write a ready 200 response: a keep-alive HTTP/1.1 GET of a cached file."""
+        self.fast_entry = entry
         response = entry.response
         if response is not None:
             self.transport.write(response)

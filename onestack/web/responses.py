@@ -227,6 +227,9 @@ class Router:
         """Replace the vhost table and forget everything derived from the old one."""
         self.vhosts = vhosts
         self.files.clear()
+        # Connections may still hold entries for repeated requests.
+        for entry in self.fast.values():
+            entry.fresh_until = -1.0
         self.fast.clear()
 
     def remember(

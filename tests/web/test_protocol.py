@@ -375,7 +375,9 @@ async def test_ready_response_follows_a_changed_file(
 ) -> None:
     connection, transport = connect(state)
     clocks = stepped(connection, monkeypatch)
+    get_once(connection, transport)
     assert get_once(connection, transport).body == b"body { color: red }\n"
+    assert connection.repeat_entry is not None
     (site / "style.css").write_text("body { color: blue; margin: 0 }\n")
     clocks.advance(1.5)
     changed = get_once(connection, transport)
@@ -389,7 +391,10 @@ async def test_ready_responses_dropped_when_vhosts_change(
     state: ServerState, tmp_path: Path
 ) -> None:
     connection, transport = connect(state)
+    get_once(connection, transport)
     assert get_once(connection, transport).status == 200
+    # The second read was answered from a ready response and is remembered.
+    assert connection.repeat_entry is not None
     other_root = tmp_path / "other"
     other_root.mkdir()
     (other_root / "style.css").write_text("p { }\n")
@@ -421,6 +426,51 @@ async def test_stats_taken_while_ready_response_in_use(state: ServerState) -> No
     get_once(connection, transport)
     assert state.stats.deltas[1].requests == 1
     assert state.stats.take()[1].bytes_served == 20
+
+
+async def test_repeated_read_answered_without_parsing(
+    state: ServerState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection, transport = connect(state)
+    get_once(connection, transport)
+    get_once(connection, transport)
+    entry = connection.repeat_entry
+    assert entry is not None and connection.repeat_data == STYLE_REQUEST
+
+    def no_parsing(data: bytes) -> None:
+        raise AssertionError("the parser was used")
+
+    monkeypatch.setattr(connection, "parser", type("P", (), {"feed_data": no_parsing}))
+    repeated = get_once(connection, transport)
+    assert repeated.status == 200
+    assert repeated.body == b"body { color: red }\n"
+    assert state.stats.deltas[1].requests == 3
+
+
+async def test_only_whole_single_requests_are_remembered(state: ServerState) -> None:
+    connection, transport = connect(state)
+    get_once(connection, transport)
+    # Two requests in one read, then one request over two reads.
+    connection.data_received(STYLE_REQUEST * 2)
+    assert connection.repeat_entry is None
+    connection.data_received(STYLE_REQUEST[:20])
+    assert connection.repeat_entry is None
+    connection.data_received(STYLE_REQUEST[20:])
+    assert connection.repeat_entry is None
+    # A request whose read also starts the next one.
+    connection.data_received(STYLE_REQUEST + b"GET /index.html HTTP/1.1\r\n")
+    assert connection.repeat_entry is None
+    connection.data_received(b"Host: example.com\r\n\r\n")
+    get_once(connection, transport)
+    assert connection.repeat_entry is not None
+    # A different request after a remembered one is parsed as usual.
+    transport.written.clear()
+    connection.data_received(b"GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    [response] = parse_responses(bytes(transport.written))
+    assert response.body == b"<h1>home</h1>\n"
+    responses_seen = [r.status for r in parse_responses(bytes(transport.written))]
+    assert responses_seen == [200]
+    assert state.stats.deltas[1].requests == 8
 
 
 async def test_ready_responses_written_to_access_log(
