@@ -65,8 +65,8 @@ def format_time(timestamp: float) -> bytes:
 def format_entries(entries: list[AccessEntry]) -> bytes:
     """Format combined-log lines, each ending in a newline."""
     lines = []
-    # Requests answered from a ready response in the same second give equal
-    # entries (their time is the second itself): each is formatted once.
+    # Requests served from a ready response in the same second give equal
+    # entries, because their time is the second itself. Each is formatted once.
     formatted: dict[AccessEntry, bytes] = {}
     second = -1
     stamp = b""

@@ -80,12 +80,12 @@ class HttpConnection(asyncio.Protocol):
         self.in_message = False
         self.waiting_first_byte = True
         # Messages begun during the current data_received, and the ready
-        # response the last of them was answered with.
+        # response sent for the last of them.
         self.begun = 0
         self.fast_entry: FastEntry | None = None
-        # A read that held exactly one request, from one message boundary
-        # to the next, answered from ``repeat_entry``. The same bytes again
-        # at a boundary parse to the same request, so they skip the parser.
+        # A read that contained exactly one request, from one message
+        # boundary to the next, served from ``repeat_entry``. The same bytes
+        # again at a boundary parse to the same request, so they skip the parser.
         self.repeat_data = b""
         self.repeat_entry: FastEntry | None = None
         # The request being parsed.

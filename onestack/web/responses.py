@@ -124,9 +124,9 @@ class Reply:
 class Clock:
     """The Date header line, formatted once per second.
 
-    ``line_until`` also says until when, on the event loop's clock, the line
-    stays right, so that ready responses carrying it can be reused without
-    reading the wall clock per request.
+    ``line_until`` also returns the loop time at which the line goes out of
+    date, so that ready responses carrying it can be reused without reading
+    the wall clock per request.
     """
 
     def __init__(self) -> None:
@@ -155,8 +155,8 @@ class Clock:
         return self._line, loop_now + (second + 1 - wall)
 
 
-# Ready responses up to this size are kept joined with their head; bigger
-# bodies go out as two buffers in one writev, so the body is never copied.
+# Ready responses up to this size are kept joined with their head. Bigger
+# bodies go out as two buffers in one writev, so the body is not copied.
 JOIN_LIMIT = 16 * 1024
 
 
@@ -164,7 +164,7 @@ class FastEntry:
     """A ready 200 response for one (Host header, target) pair.
 
     It skips routing and path resolution for requests that carry no
-    conditional, range or connection headers. It holds until
+    conditional, range or connection headers. It is valid until
     ``fresh_until`` (loop time): the end of the second its Date line shows,
     or the resource's next revalidation, whichever comes first. After that
     the next request takes the full path, which rebuilds the entry.
