@@ -70,6 +70,14 @@ class ModuleConfig(StrictModel):
 
 
 class HttpLimits(StrictModel):
+    """Limits of the http and https modules, each logged when a client hits it.
+
+    Timeouts are in seconds: ``headerTimeout`` bounds the time from a
+    request's first byte to the end of its headers (slow-loris clients),
+    ``idleTimeout`` a keep-alive connection without requests and a stalled
+    transfer. ``maxConnections`` is per worker process; sizes are in bytes.
+    """
+
     headerTimeout: float = Field(10.0, gt=0, le=3600)
     idleTimeout: float = Field(30.0, gt=0, le=3600)
     maxConnections: int = Field(10_000, ge=1, le=1_000_000)
@@ -77,28 +85,38 @@ class HttpLimits(StrictModel):
     maxHeaderSize: int = Field(16384, ge=1024, le=1024 * 1024)
 
 
-class HttpConfig(ModuleConfig):
-    port: int = Field(8080, ge=1, le=65535)
+class WebConfig(ModuleConfig):
+    """Settings the http and https modules share."""
+
     limits: HttpLimits = HttpLimits()
+    # Combined-format access log per vhost in DATA_DIR/logs/<domain>.access.log,
+    # rotated when it reaches accessLogMaxBytes, keeping accessLogBackups files.
     accessLog: bool = True
     accessLogMaxBytes: int = Field(10 * 1024 * 1024, ge=1024)
     accessLogBackups: int = Field(5, ge=0, le=100)
+
+
+class HttpConfig(WebConfig):
+    port: int = Field(8080, ge=1, le=65535)
+    # The port redirectToHttps sends clients to. The supervisor sets it from
+    # modules.https.port, so a value written here is replaced.
+    httpsPort: int = Field(8443, ge=1, le=65535)
 
 
 class AcmeConfig(StrictModel):
     enabled: bool = True
     directoryUrl: str = "https://acme-v02.api.letsencrypt.org/directory"
     email: str = ""
-    # PEM bundle trusted for the ACME server's own TLS (a test CA such as
-    # Pebble's); empty means the system trust store.
+    # CA certificates trusted for the ACME server's own TLS (a test CA such as
+    # Pebble's): a PEM file's path or the PEM text. Empty means the system
+    # trust store.
     caBundle: str = ""
     renewBeforeDays: int = Field(30, ge=1, le=89)
 
 
-class HttpsConfig(ModuleConfig):
+class HttpsConfig(WebConfig):
     enabled: bool = False
     port: int = Field(8443, ge=1, le=65535)
-    limits: HttpLimits = HttpLimits()
     acme: AcmeConfig = AcmeConfig()
 
 
@@ -107,6 +125,7 @@ class DnsConfig(ModuleConfig):
     port: int = Field(5300, ge=1, le=65535)
     maxCachedAnswers: int = Field(100_000, ge=100, le=10_000_000)
     tcpIdleTimeout: float = Field(10.0, gt=0, le=600)
+    maxTcpConnections: int = Field(1000, ge=1, le=100_000)
 
 
 class SmtpConfig(StrictModel):
@@ -114,9 +133,23 @@ class SmtpConfig(StrictModel):
     hostname: str = "localhost"
     maxMessageSize: int = Field(25 * 1024 * 1024, ge=1024)
     maxRecipients: int = Field(100, ge=1, le=10_000)
+    # RFC 5321 section 4.5.3.1.6: a text line is at most 1000 octets with CRLF.
+    maxLineLength: int = Field(1000, ge=512, le=1024 * 1024)
     commandTimeout: float = Field(300.0, gt=0, le=3600)
+    # Outbound delivery: "host" or "host:port" to send every remote message
+    # through; empty means the recipient domain's MX hosts.
     relayHost: str = ""
-    queueRetrySeconds: int = Field(5 * 86_400, ge=60)
+    # Port used on MX hosts (25 on the Internet; tests point it elsewhere).
+    outboundPort: int = Field(25, ge=1, le=65535)
+    # "address" or "address:port" of the DNS resolver for MX lookups; empty
+    # means the system resolver (/etc/resolv.conf).
+    dnsResolver: str = ""
+    outboundTimeout: float = Field(60.0, gt=0, le=3600)
+    # A message that still fails after this long is bounced to its sender.
+    queueRetrySeconds: int = Field(5 * 86_400, ge=1)
+    # First retry delay; each further retry waits twice as long, up to 1 hour.
+    queueRetryBaseSeconds: float = Field(60.0, gt=0, le=86_400)
+    queuePollSeconds: float = Field(5.0, gt=0, le=3600)
 
 
 class ImapConfig(StrictModel):

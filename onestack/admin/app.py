@@ -9,16 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from onestack import config as config_module
-from onestack.admin import errors
+from onestack.admin import errors, panel
 from onestack.admin.auth import AdminAuthenticator, client_address
 from onestack.admin.limits import RequestLimits
+from onestack.admin.websocket import EventFeed
 from onestack.config import Config
 from onestack.events import EventHub
 from onestack.store import Store
 from onestack.supervisor import Supervisor
 from onestack.throttle import LoginThrottle, ThrottlePolicy
+from onestack.tls.manager import CertificateManager
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +36,10 @@ class AdminState:
     hub: EventHub
     supervisor: Supervisor
     authenticator: AdminAuthenticator = field(init=False)
+    feed: EventFeed = field(init=False)
     _config_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
+    certificate_manager: CertificateManager | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         limits = self.config.server.adminPanel.rateLimit
@@ -43,6 +49,7 @@ class AdminState:
             block_seconds=limits.blockSeconds,
         )
         self.authenticator = AdminAuthenticator(LoginThrottle(self.store, policy))
+        self.feed = EventFeed(self.hub, self.supervisor.status)
 
     @property
     def config(self) -> Config:
@@ -50,8 +57,25 @@ class AdminState:
 
     async def start(self) -> None:
         """Start background tasks (the WebSocket status ticker)."""
+        self._tasks.append(self.feed.start())
+        await self._start_certificate_manager()
+
+    async def _start_certificate_manager(self) -> None:
+        """Renew ACME certificates here while HTTPS and ACME are enabled."""
+        self.certificate_manager = CertificateManager(
+            self.store,
+            self.data_dir,
+            lambda: self.config.modules.https.acme,
+            self.hub.publish,
+            active=lambda: self.config.modules.https.enabled,
+        )
+        self.hub.subscribe(self.certificate_manager.on_event)
+        await self.certificate_manager.start()
 
     async def stop(self) -> None:
+        self.feed.stop()
+        if self.certificate_manager is not None:
+            await self.certificate_manager.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -95,21 +119,48 @@ async def require_admin(request: Request) -> str:
 
 
 def create_app(state: AdminState) -> FastAPI:
-    from onestack.admin.routers import system
+    from onestack.admin import websocket
+    from onestack.admin.routers import certificates, config, dns, modules, ssh, system, vhosts
 
+    # FastAPI's own document routes would be public; these are served below,
+    # behind the same authentication as every other route under /api.
     app = FastAPI(
         title="OneStack admin API",
         version="0.1.0",
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.admin = state
     errors.install(app)
 
     authenticated = [Depends(require_admin)]
-    for router in (system.router,):
+    routers = (
+        system.router,
+        config.router,
+        modules.router,
+        vhosts.router,
+        certificates.router,
+        dns.router,
+        ssh.router,
+    )
+    for router in routers:
         app.include_router(router, dependencies=authenticated)
+    # The WebSocket authenticates itself: header, URL or first message.
+    app.include_router(websocket.router)
+
+    @app.get("/api/openapi.json", include_in_schema=False, dependencies=authenticated)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/api/docs", include_in_schema=False, dependencies=authenticated)
+    async def openapi_docs() -> HTMLResponse:
+        # NOTE: Swagger UI's script and stylesheet load from FastAPI's default
+        # CDN, so the interactive page needs internet access in the browser;
+        # the document itself (/api/openapi.json) does not.
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json", title="OneStack admin API"
+        )
 
     admin = lambda: state.config.server.adminPanel  # noqa: E731
     app.add_middleware(
@@ -117,4 +168,7 @@ def create_app(state: AdminState) -> FastAPI:
         per_minute=lambda: admin().rateLimit.requestsPerMinute,
         max_body=lambda: admin().maxBodyBytes,
     )
+
+    # Last, so that the API routes and the WebSocket route on / match first.
+    panel.install(app)
     return app

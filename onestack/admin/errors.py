@@ -115,9 +115,11 @@ def install(app: FastAPI) -> None:
                 )
             errors.append({"field": field, "message": message})
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return envelope(
-            400, INVALID_REQUEST, f"invalid request: {summary}", {"errors": errors}
-        )
+        details = {
+            "field": errors[0]["field"] if errors else "(body)",
+            "errors": errors,
+        }
+        return envelope(400, INVALID_REQUEST, f"invalid request: {summary}", details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(

@@ -1,1 +1,1 @@
-"""Mail: SMTP in and out, local delivery, and the IMAP server."""
+"""Mail: SMTP in and out, local delivery, the outbound queue and the IMAP server."""
