@@ -101,6 +101,9 @@ class EmailModule(Module):
         await self.committer.stop()
 
     async def on_event(self, event: Event) -> None:
+        if self._imap_server is not None:
+            # IMAP sessions look for changes when an event names their account.
+            await self._imap_server.on_event(event)
         if event["type"] in MAILBOX_EVENTS:
             await self.directory.reload()
             if event["type"] == "mailboxDeleted":

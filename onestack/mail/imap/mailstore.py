@@ -264,6 +264,18 @@ class MailStore:
                 )
             ).scalar()
 
+    async def highestmodseqs(self, folder_ids: Iterable[int]) -> dict[int, int]:
+        """Return the change counters of several folders (deleted ones are absent)."""
+        async with self.store.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(mail_folders.c.id, mail_folders.c.highestmodseq).where(
+                        mail_folders.c.id.in_(list(folder_ids))
+                    )
+                )
+            ).all()
+        return {row.id: int(row.highestmodseq) for row in rows}
+
     async def create_folder(self, account_id: int, name: str) -> bool:
         """Create a folder; False when the name is taken."""
         try:

@@ -2,9 +2,11 @@
 
 The email module starts one ``ImapServer`` per worker process with
 ``start_imap_server`` and forwards every event it hears to ``on_event``.
-Sessions of an account are woken when an event names that account, so an
-IDLE session reports new mail within a second of the event; IDLE also polls
-the folder's ``highestmodseq`` as a fallback for writers that publish nothing.
+Sessions of an account are woken when an event names that account. Events a
+worker publishes itself do not come back to it, and some writers publish
+nothing, so a watcher also reads the ``highestmodseq`` of every folder that
+has an IDLE session, in one query per second, and wakes the sessions whose
+folder changed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ logger = logging.getLogger(__name__)
 MAIL_EVENT_TYPES = frozenset(
     {"emailReceived", "messageUpdated", "messageDeleted", "mailFolderChanged", "mailboxDeleted"}
 )
-IDLE_POLL_SECONDS = 5.0
+# How often the watcher compares the IDLE sessions' folders with the store.
+WATCH_SECONDS = 1.0
+# An IDLE session also checks its folder itself this often, should the
+# watcher fall behind.
+IDLE_POLL_SECONDS = 30.0
 
 
 class ImapServer:
@@ -49,6 +55,9 @@ class ImapServer:
         self.max_line = config.imap.maxLineLength
         self.max_literal = config.imap.maxLiteralSize
         self.idle_poll_seconds = IDLE_POLL_SECONDS
+        self.watch_seconds = WATCH_SECONDS
+        self.idling: set[ImapSession] = set()
+        self._watcher: asyncio.Task[None] | None = None
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._by_account: dict[int, set[ImapSession]] = defaultdict(set)
@@ -58,6 +67,7 @@ class ImapServer:
         self._server = await asyncio.start_server(
             self._accept, host, port, reuse_port=True, limit=self.max_line
         )
+        self._watcher = asyncio.create_task(self._watch())
         logger.info("IMAP listening on %s:%d", host, port)
 
     @property
@@ -68,6 +78,11 @@ class ImapServer:
     async def stop(self) -> None:
         """Close the listener and every session; safe to call twice."""
         server, self._server = self._server, None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         if server is not None:
             server.close()
             logger.info("IMAP listener closed")
@@ -92,6 +107,28 @@ class ImapServer:
             writer.close()
         finally:
             self._tasks.discard(task)
+
+    async def _watch(self) -> None:
+        """Wake IDLE sessions whose folder changed, whoever changed it."""
+        while True:
+            await asyncio.sleep(self.watch_seconds)
+            watched = {
+                session: session.selected
+                for session in self.idling
+                if session.selected is not None
+            }
+            if not watched:
+                continue
+            try:
+                current = await self.mail.highestmodseqs(
+                    {selected.folder.id for selected in watched.values()}
+                )
+            except Exception:
+                logger.exception("IMAP watcher could not read folders")
+                continue
+            for session, selected in watched.items():
+                if current.get(selected.folder.id) != selected.highestmodseq:
+                    session.notify()
 
     # --- sessions and events -----------------------------------------------
 

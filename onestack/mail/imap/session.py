@@ -383,6 +383,7 @@ class ImapSession:
         await self.send(b"+ idling\r\n")
         await self.send_updates()
         read_done = asyncio.ensure_future(self.read_line())
+        self.server.idling.add(self)
         try:
             while True:
                 self.wakeup.clear()
@@ -397,6 +398,7 @@ class ImapSession:
                     break
                 await self.send_updates()
         finally:
+            self.server.idling.discard(self)
             if not read_done.done():
                 read_done.cancel()
         line = read_done.result()

@@ -46,7 +46,6 @@ class ImapHarness:
         self.run(self.store.migrate())
         self.context = WorkerContext(data_dir=data_dir, store=self.store, events=None)
         self.server: ImapServer = self.run(start_imap_server(self.config, self.context, None))
-        self.server.idle_poll_seconds = 0.5
         self.mail = MailStore(self.store)
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
