@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,6 +50,9 @@ _FLAG_COLUMNS = {
     "\\deleted": "deleted",
 }
 MAX_KEYWORDS = 64
+# Bytes read for a header-only fetch or search; longer header blocks are
+# read whole.
+HEADER_PREFIX = 8192
 _header_parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 
 
@@ -85,6 +87,32 @@ class MessageState:
     uid: int
     modseq: int
     flags: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class StoredRow:
+    """A message as FETCH and SEARCH read it; ``raw`` may be only its start."""
+
+    id: int
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+    size: int
+    internal_date: datetime
+    raw: bytes
+    header: bytes | None = None  # the header block, when known without ``raw``
+
+
+def _stored_row(row: Any, content: str) -> StoredRow:
+    return StoredRow(
+        id=row.id,
+        uid=row.uid,
+        modseq=row.modseq,
+        flags=flags_of(row),
+        size=row.size,
+        internal_date=row.internal_date,
+        raw=bytes(row.raw) if content != "none" else b"",
+    )
 
 
 @dataclass(frozen=True)
@@ -382,28 +410,47 @@ class MailStore:
         return [_state(row) for row in rows]
 
     async def fetch_rows(
-        self, folder_id: int, uids: Sequence[int], with_raw: bool
-    ) -> dict[int, Row[Any]]:
-        """Load messages by UID: metadata, and the raw bytes when asked."""
-        columns = [
-            *_STATE_COLUMNS,
-            messages.c.size,
-            messages.c.internal_date,
-        ]
-        if with_raw:
+        self, folder_id: int, uids: Sequence[int], content: str
+    ) -> dict[int, StoredRow]:
+        """Load messages by UID (sorted): metadata, plus ``content`` of the raw bytes.
+
+        ``content`` is ``"none"``, ``"header"`` (enough bytes for the header
+        block, which most header fetches and searches need) or ``"full"``.
+        """
+        columns = [*_STATE_COLUMNS, messages.c.size, messages.c.internal_date]
+        if content == "full":
             columns.append(messages.c.raw)
-        result: dict[int, Row[Any]] = {}
+        elif content == "header":
+            columns.append(func.substr(messages.c.raw, 1, HEADER_PREFIX).label("raw"))
+        result: dict[int, StoredRow] = {}
+        wanted = set(uids)
         async with self.store.engine.connect() as conn:
-            # Chunks keep the IN list under SQLite's host-parameter limit.
-            for start in range(0, len(uids), 500):
-                chunk = list(uids[start : start + 500])
+            # Chunks of UID ranges keep each query short and its IN list small.
+            for start in range(0, len(uids), 1000):
+                chunk = list(uids[start : start + 1000])
                 query = select(*columns).where(messages.c.folder_id == folder_id)
                 if len(chunk) == 1:
                     query = query.where(messages.c.uid == chunk[0])
                 else:
                     query = query.where(messages.c.uid.between(chunk[0], chunk[-1]))
                 for row in (await conn.execute(query)).all():
-                    result[row.uid] = row
+                    if row.uid in wanted:
+                        result[row.uid] = _stored_row(row, content)
+            if content == "header":
+                # A header block longer than the prefix is read whole.
+                truncated = [
+                    row.id
+                    for row in result.values()
+                    if len(row.raw) >= HEADER_PREFIX and b"\r\n\r\n" not in row.raw
+                ]
+                if truncated:
+                    full = await conn.execute(
+                        select(messages.c.uid, messages.c.raw).where(
+                            messages.c.id.in_(truncated)
+                        )
+                    )
+                    for uid, raw in full.all():
+                        result[uid].raw = raw
         return result
 
     async def mailbox_usage(self, conn: AsyncConnection, account_id: int) -> tuple[int, int]:

@@ -8,14 +8,21 @@ or SEARCH (by sequence number) runs, so those complete without them.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from onestack.mail.imap import fetch
-from onestack.mail.imap.mailstore import MessageState, flags_of
+from onestack.mail.imap.bodystructure import MessageCache
+from onestack.mail.imap.mailstore import MessageState, StoredRow
 from onestack.mail.imap.parser import CommandReader
 from onestack.mail.imap.responses import BadCommand, CommandFailed
 from onestack.mail.imap.search import Candidate, parse_search
-from onestack.mail.imap.selected import account_id_of, find_folder, selected_of
+from onestack.mail.imap.selected import (
+    SelectedMailbox,
+    account_id_of,
+    find_folder,
+    selected_of,
+)
 from onestack.mail.imap.state import SELECTED
 
 if TYPE_CHECKING:
@@ -94,7 +101,15 @@ async def _search(session: ImapSession, tag: str, reader: CommandReader, by_uid:
     await session.send_updates(allow_expunge=by_uid)
 
     uids = list(selected.uids)
-    rows = await session.server.mail.fetch_rows(selected.folder.id, uids, program.needs_raw)
+    cache = session.server.cache
+    content = program.content
+    if content == "header" and all(s.id in cache.headers for s in selected.states.values()):
+        content = "none"
+    rows: Mapping[int, Any]
+    if content == "none" and not program.needs_metadata:
+        rows = selected.states  # UID, flags and modseq are all it reads
+    else:
+        rows = await session.server.mail.fetch_rows(selected.folder.id, uids, content)
     largest_uid = uids[-1] if uids else 0
     found: list[tuple[int, int]] = []
     for sequence, uid in enumerate(uids, start=1):
@@ -107,7 +122,7 @@ async def _search(session: ImapSession, tag: str, reader: CommandReader, by_uid:
             row=row,
             flags=state.flags if state else (),
             recent=uid in selected.recent,
-            cache=session.cache,
+            cache=cache,
             largest_sequence=len(uids),
             largest_uid=largest_uid,
         )
@@ -154,7 +169,15 @@ async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
             await session.server.publish_changes(account_id_of(session), changes)
             if "FLAGS" not in names:
                 items.append(fetch.FetchItem("FLAGS"))
-    rows = await mail.fetch_rows(selected.folder.id, uids, any(i.needs_raw for i in items))
+    cache = session.server.cache
+    message_ids = [selected.states[uid].id for uid in uids]
+    content = fetch.content_needed(items, message_ids, cache)
+    rows = _rows_from_cache(selected, uids, content, cache)
+    if rows is None:
+        rows = await mail.fetch_rows(selected.folder.id, uids, content)
+        if content != "none":
+            for row in rows.values():
+                cache.remember(row.id, row.size, row.internal_date, row.raw)
 
     chunk: list[bytes] = []
     size = 0
@@ -164,11 +187,11 @@ async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
             continue  # expunged by another session; its EXPUNGE comes later
         if changed_since is not None and row.modseq <= changed_since:
             continue
-        flags = flags_of(row)
+        flags = row.flags
         selected.update_states([MessageState(row.id, uid, row.modseq, flags)])
         if uid in selected.recent:
             flags += ("\\Recent",)
-        response = fetch.render(selected.sequence_of(uid), row, flags, items, session.cache)
+        response = fetch.render(selected.sequence_of(uid), row, flags, items, cache)
         chunk.append(response)
         size += len(response)
         if size >= WRITE_CHUNK:
@@ -177,6 +200,35 @@ async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
     if chunk:
         await session.send(b"".join(chunk))
     await session.complete(tag, "FETCH completed", allow_expunge=by_uid)
+
+
+def _rows_from_cache(
+    selected: SelectedMailbox, uids: list[int], content: str, cache: MessageCache
+) -> dict[int, StoredRow] | None:
+    """Build FETCH rows from the session's states and the summary cache.
+
+    Returns None when a message is missing from the cache or the items need
+    more than the header block, so the rows must come from the database.
+    """
+    if content == "full":
+        return None
+    rows: dict[int, StoredRow] = {}
+    for uid in uids:
+        state = selected.states[uid]
+        summary = cache.summaries.get(state.id)
+        if summary is None:
+            return None
+        rows[uid] = StoredRow(
+            state.id,
+            uid,
+            state.modseq,
+            state.flags,
+            summary.size,
+            summary.internal_date,
+            b"",
+            summary.header,
+        )
+    return rows
 
 
 async def imap_FETCH(session: ImapSession, tag: str, reader: CommandReader) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from onestack.config import EmailConfig
 from onestack.events import Event
+from onestack.mail.imap.bodystructure import MessageCache
 from onestack.mail.imap.mailstore import Folder, MailStore, MessageChange
 from onestack.mail.imap.session import ImapSession
 from onestack.modules import WorkerContext
@@ -51,6 +52,7 @@ class ImapServer:
         self.context = context
         self.ssl_context = ssl_context
         self.mail = MailStore(context.store)
+        self.cache = MessageCache()
         self.throttle = LoginThrottle(context.store)
         self.max_line = config.imap.maxLineLength
         self.max_literal = config.imap.maxLiteralSize

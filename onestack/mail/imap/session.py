@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from onestack import passwords
 from onestack.mail.imap import commands
-from onestack.mail.imap.bodystructure import ParsedCache
 from onestack.mail.imap.mailstore import Account
 from onestack.mail.imap.parser import LITERAL_ANNOUNCEMENT, CommandReader
 from onestack.mail.imap.responses import BadCommand, CommandFailed, ImapError
@@ -75,7 +74,6 @@ class ImapSession:
         self.selected: SelectedMailbox | None = None
         self.tls = writer.get_extra_info("sslcontext") is not None
         self.condstore = False
-        self.cache = ParsedCache()
         self.wakeup = asyncio.Event()
         self.dispatch: dict[str, tuple[Handler, frozenset[State]]] = {
             "CAPABILITY": (ImapSession.imap_CAPABILITY, ANY),
