@@ -61,6 +61,8 @@ class Summary:
 
 # Header blocks up to this size are kept in the summary cache.
 MAX_CACHED_HEADER = 4096
+# Characters of decoded body text kept for searches, per server.
+MAX_CACHED_TEXT = 16 * 1024 * 1024
 
 
 class MessageCache:
@@ -81,6 +83,25 @@ class MessageCache:
         # fetches need no database read once a message has been seen.
         self.summaries: LruCache[int, Summary] = LruCache(rendered)
         self._fields: LruCache[int, list[tuple[bytes, bytes]]] = LruCache(parsed * 4)
+        # Casefolded body text of MIME-encoded messages for SEARCH BODY and
+        # TEXT, bounded by characters rather than entries.
+        self._texts: OrderedDict[int, str] = OrderedDict()
+        self._text_size = 0
+
+    def body_text(self, message_id: int) -> str | None:
+        text = self._texts.get(message_id)
+        if text is not None:
+            self._texts.move_to_end(message_id)
+        return text
+
+    def put_body_text(self, message_id: int, text: str) -> None:
+        if len(text) > MAX_CACHED_TEXT // 16 or message_id in self._texts:
+            return
+        self._texts[message_id] = text
+        self._text_size += len(text)
+        while self._text_size > MAX_CACHED_TEXT:
+            _, dropped = self._texts.popitem(last=False)
+            self._text_size -= len(dropped)
 
     def fields(self, message_id: int, header: bytes) -> list[tuple[bytes, bytes]]:
         """Return the header block split into fields, cached by message id."""

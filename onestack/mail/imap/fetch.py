@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,14 @@ class FetchItem:
     fields: tuple[str, ...] = ()
     partial: tuple[int, int] | None = None
     peek: bool = False
+
+    @functools.cached_property
+    def label(self) -> bytes:
+        """The item's name in the answer, with its space: ``BODY[TEXT]<0> ``."""
+        label = f"BODY[{self.section}]"
+        if self.partial is not None:
+            label += f"<{self.partial[0]}>"
+        return label.encode() + b" "
 
     @property
     def content(self) -> str:
@@ -229,12 +238,10 @@ def render(
         name = item.name
         if item.section is not None:
             data = section_bytes(item, row, cache)
-            label = f"BODY[{item.section}]"
             if item.partial is not None:
                 start, length = item.partial
                 data = data[start : start + length]
-                label += f"<{start}>"
-            parts.append(label.encode() + b" " + literal(data))
+            parts.append(item.label + literal(data))
         elif name == "UID":
             parts.append(b"UID %d" % row.uid)
         elif name == "FLAGS":

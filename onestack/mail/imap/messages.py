@@ -179,6 +179,7 @@ async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
             for row in rows.values():
                 cache.remember(row.id, row.size, row.internal_date, row.raw)
 
+    reports_flags = any(item.name == "FLAGS" for item in items)
     chunk: list[bytes] = []
     size = 0
     for uid in uids:
@@ -188,7 +189,10 @@ async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
         if changed_since is not None and row.modseq <= changed_since:
             continue
         flags = row.flags
-        selected.update_states([MessageState(row.id, uid, row.modseq, flags)])
+        known = selected.states.get(uid)
+        if reports_flags and known is not None and known.modseq != row.modseq:
+            # The client sees the new flags here, so the poll need not repeat them.
+            selected.update_states([MessageState(row.id, uid, row.modseq, flags)])
         if uid in selected.recent:
             flags += ("\\Recent",)
         response = fetch.render(selected.sequence_of(uid), row, flags, items, cache)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
 from datetime import UTC, datetime
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -59,7 +59,9 @@ def astring(value: str) -> bytes:
     return quote(value)
 
 
-def flag_list(flags: Iterable[str]) -> bytes:
+@functools.lru_cache(maxsize=1024)
+def flag_list(flags: tuple[str, ...]) -> bytes:
+    """Format a flag list; few distinct lists occur, so answers are memoised."""
     return ("(" + " ".join(flags) + ")").encode()
 
 

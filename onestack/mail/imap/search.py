@@ -53,8 +53,22 @@ class Candidate:
         self.header_values(name)
         return name.lower().encode() in (self._headers or {})
 
-    def body_text(self) -> str:
-        return _body_text(self.row.id, self.row.raw, self.cache)
+    def body_contains(self, needle: str) -> bool:
+        """Tell whether the decoded text of the body contains ``needle`` (casefolded)."""
+        header, body = bodystructure.split_message(self.row.raw)
+        lowered = header.lower()
+        if (
+            needle.isascii()
+            and b"content-transfer-encoding" not in lowered
+            and b"multipart" not in lowered
+        ):
+            # A plain 7bit or 8bit body: search its bytes without decoding them.
+            return needle.encode("ascii") in body.lower()
+        text = self.cache.body_text(self.row.id)
+        if text is None:
+            text = _body_text(self.row.id, self.row.raw, self.cache).casefold()
+            self.cache.put_body_text(self.row.id, text)
+        return needle in text
 
     def sent_date(self) -> datetime | None:
         value = self.header_values("Date").strip()
@@ -339,7 +353,7 @@ class _Parser:
         self._argument()
         needle = self.text()
         self._needs("full")
-        return lambda c: needle in c.body_text().casefold()
+        return lambda c: c.body_contains(needle)
 
     def key_TEXT(self) -> Predicate:
         self._argument()
@@ -350,7 +364,7 @@ class _Parser:
             header = bodystructure.split_message(c.row.raw)[0]
             if needle in header.decode("utf-8", "replace").casefold():
                 return True
-            return needle in c.body_text().casefold()
+            return c.body_contains(needle)
 
         return predicate
 
