@@ -4,7 +4,7 @@ Both servers hold the same 1,000 messages in one INBOX: OneStack in its
 database (``onestack serve`` with the email module, one worker), Dovecot in a
 Maildir under a temporary folder, run with ``dovecot -F -c CONFIG`` and a
 passwd-file userdb on a free port. One client connection per server sends each
-command and reads the whole answer; every workload runs once to warm caches
+command and reads the whole response. Every workload runs once to warm caches
 and then ``--rounds`` times, the two servers taking turns, and the best time
 of each is reported. Run from the
 repository root:
@@ -60,16 +60,22 @@ _TAGGED = re.compile(rb"(?:^|\r\n)(T\d+) (OK|NO|BAD)[^\r\n]*\r\n$")
 def make_messages(count: int) -> list[bytes]:
     """Plain and multipart messages of 1 to 30 KB, the same for every run."""
     rng = random.Random(1994)
-    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo".split()
+    words = (
+        "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo".split()
+    )
     messages = []
     for number in range(count):
         message = EmailMessage()
         message["From"] = f"Sender {number % 100} <sender{number % 100}@example.org>"
         message["To"] = USER
         message["Subject"] = f"Weekly report {number % 50} number {number}"
-        message["Date"] = f"Mon, {1 + number % 28} Feb 2022 10:{number % 60:02d}:00 +0000"
+        message["Date"] = (
+            f"Mon, {1 + number % 28} Feb 2022 10:{number % 60:02d}:00 +0000"
+        )
         message["Message-ID"] = f"<bench{number}@example.org>"
-        lines = [" ".join(rng.choices(words, k=12)) for _ in range(rng.randint(10, 120))]
+        lines = [
+            " ".join(rng.choices(words, k=12)) for _ in range(rng.randint(10, 120))
+        ]
         if number % 97 == 0:
             lines.append("a pelican was seen near the harbour")
         message.set_content("\n".join(lines) + "\n")
@@ -80,12 +86,14 @@ def make_messages(count: int) -> list[bytes]:
                 subtype="octet-stream",
                 filename=f"data{number}.bin",
             )
-        messages.append(message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        messages.append(
+            message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        )
     return messages
 
 
 class Client:
-    """A minimal IMAP client that times whole command answers."""
+    """A minimal IMAP client that reads whole command responses."""
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
@@ -225,11 +233,15 @@ def dovecot(work: Path, messages: list[bytes]) -> Iterator[int]:
     nobody = 65534
     home = work / "home" / USER
     home.mkdir(parents=True)
-    os.chmod(work.parent, 0o755)  # the mail processes run as nobody
+    os.chmod(
+        work.parent, 0o755
+    )  # Dovecot's mail processes run as the unprivileged user 65534
     maildir = mailbox.Maildir(home / "Maildir", create=True)
     for raw in messages:
         maildir.add(raw)
-    subprocess.run(["chown", "-R", f"{nobody}:{nobody}", str(work / "home")], check=True)
+    subprocess.run(
+        ["chown", "-R", f"{nobody}:{nobody}", str(work / "home")], check=True
+    )
     (work / "passwd").write_text(
         f"{USER}:{{PLAIN}}{PASSWORD}:{nobody}:{nobody}::{home}::\n"
     )
@@ -245,7 +257,9 @@ def dovecot(work: Path, messages: list[bytes]) -> Iterator[int]:
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
                     log = work / "dovecot.log"
-                    message = log.read_text() if log.exists() else "dovecot failed to start"
+                    message = (
+                        log.read_text() if log.exists() else "dovecot failed to start"
+                    )
                     raise RuntimeError(message) from None
                 time.sleep(0.1)
         yield port
@@ -261,17 +275,24 @@ def dovecot(work: Path, messages: list[bytes]) -> Iterator[int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1000, help="messages in INBOX")
-    parser.add_argument("--rounds", type=int, default=15, help="timed runs per workload")
+    parser.add_argument(
+        "--rounds", type=int, default=15, help="timed runs per workload"
+    )
     args = parser.parse_args()
     if shutil.which("dovecot") is None:
-        print("dovecot is not installed (Debian package dovecot-imapd)", file=sys.stderr)
+        print(
+            "dovecot is not installed (Debian package dovecot-imapd)", file=sys.stderr
+        )
         return 1
 
     messages = make_messages(args.messages)
     total = sum(len(raw) for raw in messages)
     with tempfile.TemporaryDirectory(prefix="bench-imap-") as temporary:
         work = Path(temporary)
-        with onestack(work, messages) as ours, dovecot(work / "dovecot", messages) as theirs:
+        with (
+            onestack(work, messages) as ours,
+            dovecot(work / "dovecot", messages) as theirs,
+        ):
             results = measure({"OneStack": ours, "Dovecot": theirs}, args.rounds)
 
     print(
@@ -286,7 +307,9 @@ def main() -> int:
             f"{name:28} {ours_time * 1000:12.1f} {theirs_time * 1000:12.1f} "
             f"{theirs_time / ours_time:7.2f}"
         )
-    print("ratio = Dovecot time / OneStack time (throughput of OneStack relative to Dovecot)")
+    print(
+        "ratio = Dovecot time / OneStack time (throughput of OneStack relative to Dovecot)"
+    )
     return 0
 
 

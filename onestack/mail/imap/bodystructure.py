@@ -4,8 +4,8 @@ Messages are parsed with the standard library's ``email`` package under the
 ``compat32`` policy, which keeps header values as sent (folding and encoded
 words included), as the ENVELOPE of RFC 3501 requires. Parsed messages are
 kept in a small LRU cache by message id, since clients fetch the structure and
-then the parts of one message in quick succession; the ENVELOPE and
-BODYSTRUCTURE answers are kept in a larger one.
+then the parts of one message in quick succession. The ENVELOPE and
+BODYSTRUCTURE responses are kept in a larger one.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 class LruCache(Generic[K, V]):
-    """A dict that forgets its least recently used entries beyond ``capacity``."""
+    """A mapping that drops its least recently used entries beyond ``capacity``."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -69,13 +69,13 @@ class MessageCache:
     """What the IMAP server keeps of messages it has parsed, by message id.
 
     A stored message never changes (a MOVE keeps its row and bytes), so an
-    entry stays valid as long as the id names the same database row; each
+    entry stays valid as long as the id names the same database row. Each
     server has its own cache because ids are only unique within one database.
     """
 
     def __init__(self, parsed: int = 256, rendered: int = 20_000) -> None:
         self._parsed: LruCache[int, Message] = LruCache(parsed)
-        # ENVELOPE, BODY and BODYSTRUCTURE answers, about 0.5 KB each.
+        # ENVELOPE, BODY and BODYSTRUCTURE responses, about 0.5 KB each.
         self.rendered: LruCache[tuple[int, str], bytes] = LruCache(rendered)
         # Decoded header fields for SEARCH.
         self.headers: LruCache[int, dict[bytes, str]] = LruCache(rendered)
@@ -111,7 +111,9 @@ class MessageCache:
             self._fields.put(message_id, fields)
         return fields
 
-    def remember(self, message_id: int, size: int, internal_date: datetime, raw: bytes) -> None:
+    def remember(
+        self, message_id: int, size: int, internal_date: datetime, raw: bytes
+    ) -> None:
         """Keep a message's summary after its bytes were read."""
         if message_id in self.summaries:
             return
@@ -184,10 +186,16 @@ def _addresses(message: Message, name: str) -> bytes:
     ):
         if not address and not display:
             continue
-        mailbox, _, host = address.rpartition("@") if "@" in address else (address, "", "")
+        mailbox, _, host = (
+            address.rpartition("@") if "@" in address else (address, "", "")
+        )
         parts.append(
             b"(%s NIL %s %s)"
-            % (nstring(display or None), nstring(mailbox or None), nstring(host or None))
+            % (
+                nstring(display or None),
+                nstring(mailbox or None),
+                nstring(host or None),
+            )
         )
     if not parts:
         return b"NIL"
@@ -224,7 +232,11 @@ def envelope(message: Message) -> bytes:
 
 def _params(part: Message, header: str) -> bytes:
     params = part.get_params(header=header) or []
-    if header == "content-type" and len(params) < 2 and part.get_content_maintype() == "text":
+    if (
+        header == "content-type"
+        and len(params) < 2
+        and part.get_content_maintype() == "text"
+    ):
         # RFC 2045 section 5.2: text without a charset is US-ASCII.
         params = [("", ""), ("charset", "us-ascii")]
     pairs = [
@@ -282,7 +294,11 @@ def structure(part: Message, extended: bool) -> bytes:
         len(body),
     )
     if inner is not None:
-        fields += b" %s %s %d" % (envelope(inner), structure(inner, extended), body.count(b"\n"))
+        fields += b" %s %s %d" % (
+            envelope(inner),
+            structure(inner, extended),
+            body.count(b"\n"),
+        )
     elif maintype == "text":
         fields += b" %d" % body.count(b"\n")
     if extended:

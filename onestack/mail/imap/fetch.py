@@ -32,7 +32,7 @@ _SIMPLE = frozenset(
     }
 )
 # What of the raw bytes an item needs: "none", "header" (the header block),
-# "full", or "structure" (full bytes unless the answer is cached).
+# "full", or "structure" (full bytes unless the response is cached).
 _CONTENT = {
     "ENVELOPE": "envelope",
     "RFC822": "full",
@@ -61,7 +61,7 @@ class FetchItem:
 
     @functools.cached_property
     def label(self) -> bytes:
-        """The item's name in the answer, with its space: ``BODY[TEXT]<0> ``."""
+        """The item's name in the response, with its space: ``BODY[TEXT]<0> ``."""
         label = f"BODY[{self.section}]"
         if self.partial is not None:
             label += f"<{self.partial[0]}>"
@@ -154,7 +154,9 @@ def _parse_section(reader: CommandReader, peek: bool) -> FetchItem:
     return FetchItem("BODY", spec, tuple(part), text, fields, partial, peek)
 
 
-def content_needed(items: list[FetchItem], message_ids: list[int], cache: MessageCache) -> str:
+def content_needed(
+    items: list[FetchItem], message_ids: list[int], cache: MessageCache
+) -> str:
     """Return how much of the raw bytes a FETCH must load: none, header or full."""
     levels = {item.content for item in items}
     if "full" in levels:
@@ -192,7 +194,11 @@ def section_bytes(item: FetchItem, row: Any, cache: MessageCache) -> bytes:
             return bytes(row.raw)
         if item.text == "TEXT":
             return bodystructure.split_message(row.raw)[1]
-        header = row.header if row.header is not None else bodystructure.split_message(row.raw)[0]
+        header = (
+            row.header
+            if row.header is not None
+            else bodystructure.split_message(row.raw)[0]
+        )
         if item.text == "HEADER":
             return header
         # Clients ask for the same few fields of every message again and again.
@@ -200,7 +206,9 @@ def section_bytes(item: FetchItem, row: Any, cache: MessageCache) -> bytes:
         chosen = cache.rendered.get(key)
         if chosen is None:
             chosen = bodystructure.filter_headers(
-                cache.fields(row.id, header), list(item.fields), item.text == "HEADER.FIELDS.NOT"
+                cache.fields(row.id, header),
+                list(item.fields),
+                item.text == "HEADER.FIELDS.NOT",
             )
             cache.rendered.put(key, chosen)
         return chosen
@@ -221,7 +229,9 @@ def section_bytes(item: FetchItem, row: Any, cache: MessageCache) -> bytes:
     if item.text == "HEADER":
         return header
     return bodystructure.filter_headers(
-        bodystructure.header_fields(header), list(item.fields), item.text == "HEADER.FIELDS.NOT"
+        bodystructure.header_fields(header),
+        list(item.fields),
+        item.text == "HEADER.FIELDS.NOT",
     )
 
 
@@ -255,10 +265,16 @@ def render(
         elif name == "RFC822":
             parts.append(b"RFC822 " + literal(row.raw))
         elif name == "RFC822.HEADER":
-            header = row.header if row.header is not None else bodystructure.split_message(row.raw)[0]
+            header = (
+                row.header
+                if row.header is not None
+                else bodystructure.split_message(row.raw)[0]
+            )
             parts.append(b"RFC822.HEADER " + literal(header))
         elif name == "RFC822.TEXT":
-            parts.append(b"RFC822.TEXT " + literal(bodystructure.split_message(row.raw)[1]))
+            parts.append(
+                b"RFC822.TEXT " + literal(bodystructure.split_message(row.raw)[1])
+            )
         elif name in _STRUCTURE_KEYS:
             parts.append(name.encode() + b" " + _structure(name, row, cache))
     return b"* %d FETCH (%s)\r\n" % (sequence, b" ".join(parts))

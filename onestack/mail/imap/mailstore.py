@@ -81,7 +81,7 @@ class Folder:
 
 @dataclass(frozen=True)
 class MessageState:
-    """What a selected session tracks of one message: its UID, flags and modseq."""
+    """The UID, flags and modseq of one message, as a selected session tracks them."""
 
     id: int
     uid: int
@@ -214,7 +214,9 @@ class MailStore:
         async with self.store.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(mailboxes.c.id, mailboxes.c.email, mailboxes.c.password_hash).where(
+                    select(
+                        mailboxes.c.id, mailboxes.c.email, mailboxes.c.password_hash
+                    ).where(
                         func.lower(mailboxes.c.email) == address.lower(),
                         mailboxes.c.enabled.is_(True),
                     )
@@ -230,7 +232,9 @@ class MailStore:
             existing = set(
                 (
                     await conn.execute(
-                        select(mail_folders.c.name).where(mail_folders.c.mailbox_id == account_id)
+                        select(mail_folders.c.name).where(
+                            mail_folders.c.mailbox_id == account_id
+                        )
                     )
                 ).scalars()
             )
@@ -279,7 +283,9 @@ class MailStore:
     async def folder_by_id(self, folder_id: int) -> Folder | None:
         async with self.store.engine.connect() as conn:
             row = (
-                await conn.execute(select(mail_folders).where(mail_folders.c.id == folder_id))
+                await conn.execute(
+                    select(mail_folders).where(mail_folders.c.id == folder_id)
+                )
             ).first()
         return None if row is None else _folder(row)
 
@@ -288,7 +294,9 @@ class MailStore:
         async with self.store.engine.connect() as conn:
             return (
                 await conn.execute(
-                    select(mail_folders.c.highestmodseq).where(mail_folders.c.id == folder_id)
+                    select(mail_folders.c.highestmodseq).where(
+                        mail_folders.c.id == folder_id
+                    )
                 )
             ).scalar()
 
@@ -333,11 +341,17 @@ class MailStore:
                     )
                 ).scalars()
             )
-            await conn.execute(delete(messages).where(messages.c.folder_id == folder.id))
-            await conn.execute(delete(mail_folders).where(mail_folders.c.id == folder.id))
+            await conn.execute(
+                delete(messages).where(messages.c.folder_id == folder.id)
+            )
+            await conn.execute(
+                delete(mail_folders).where(mail_folders.c.id == folder.id)
+            )
         return ids
 
-    async def rename_folder(self, account_id: int, folder: Folder, new_name: str) -> bool:
+    async def rename_folder(
+        self, account_id: int, folder: Folder, new_name: str
+    ) -> bool:
         """Rename a folder and its inferiors, with new UIDVALIDITY values."""
         old, new = folder.name, stored_name(new_name)
         try:
@@ -378,7 +392,9 @@ class MailStore:
                 await conn.execute(
                     select(
                         func.count(),
-                        func.coalesce(func.sum(case((messages.c.seen.is_(False), 1), else_=0)), 0),
+                        func.coalesce(
+                            func.sum(case((messages.c.seen.is_(False), 1), else_=0)), 0
+                        ),
                         func.coalesce(func.sum(messages.c.size), 0),
                     ).where(messages.c.folder_id == folder_id)
                 )
@@ -453,10 +469,14 @@ class MailStore:
                         result[uid].raw = raw
         return result
 
-    async def mailbox_usage(self, conn: AsyncConnection, account_id: int) -> tuple[int, int]:
+    async def mailbox_usage(
+        self, conn: AsyncConnection, account_id: int
+    ) -> tuple[int, int]:
         """Return (quota, bytes used) of an account."""
         quota = (
-            await conn.execute(select(mailboxes.c.quota).where(mailboxes.c.id == account_id))
+            await conn.execute(
+                select(mailboxes.c.quota).where(mailboxes.c.id == account_id)
+            )
         ).scalar_one()
         used = (
             await conn.execute(
@@ -495,7 +515,10 @@ class MailStore:
                     size=len(raw),
                     keywords=keywords,
                     raw=raw,
-                    **{column: columns.get(column, False) for column in _FLAG_COLUMNS.values()},
+                    **{
+                        column: columns.get(column, False)
+                        for column in _FLAG_COLUMNS.values()
+                    },
                     **fields,
                 )
             )
@@ -543,17 +566,22 @@ class MailStore:
                     )
                 changed = (
                     await conn.execute(
-                        select(messages.c.id, messages.c.seen, messages.c.flagged).where(
+                        select(
+                            messages.c.id, messages.c.seen, messages.c.flagged
+                        ).where(
                             messages.c.id.in_([message_id for message_id, _ in updates])
                         )
                     )
                 ).all()
                 changes = [
-                    MessageChange(row.id, folder.name, row.seen, row.flagged) for row in changed
+                    MessageChange(row.id, folder.name, row.seen, row.flagged)
+                    for row in changed
                 ]
         return changes, modified
 
-    async def expunge(self, folder: Folder, uids: Sequence[int] | None) -> list[tuple[int, int]]:
+    async def expunge(
+        self, folder: Folder, uids: Sequence[int] | None
+    ) -> list[tuple[int, int]]:
         """Remove messages marked \\Deleted (only those in ``uids`` when given).
 
         Returns (message id, UID) of each removed message.
@@ -567,7 +595,9 @@ class MailStore:
             removed = [(row.id, row.uid) for row in (await conn.execute(query)).all()]
             if removed:
                 await conn.execute(
-                    delete(messages).where(messages.c.id.in_([mid for mid, _ in removed]))
+                    delete(messages).where(
+                        messages.c.id.in_([mid for mid, _ in removed])
+                    )
                 )
                 await _bump_modseq(conn, folder.id)
         return removed
@@ -605,7 +635,12 @@ class MailStore:
         async with self.store.engine.begin() as conn:
             rows = (
                 await conn.execute(
-                    select(messages.c.id, messages.c.uid, messages.c.seen, messages.c.flagged)
+                    select(
+                        messages.c.id,
+                        messages.c.uid,
+                        messages.c.seen,
+                        messages.c.flagged,
+                    )
                     .where(messages.c.folder_id == source.id, messages.c.uid.in_(uids))
                     .order_by(messages.c.uid)
                 )
@@ -684,7 +719,9 @@ def _flag_update(
     if mode == "set":
         new_keywords = keywords
     elif mode == "add":
-        new_keywords = current_keywords + [k for k in keywords if k not in current_keywords]
+        new_keywords = current_keywords + [
+            k for k in keywords if k not in current_keywords
+        ]
     else:
         new_keywords = [k for k in current_keywords if k not in keywords]
     new_keywords = new_keywords[:MAX_KEYWORDS]

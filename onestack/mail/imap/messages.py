@@ -80,7 +80,9 @@ async def _expunge(session: ImapSession, tag: str, uids: list[int] | None) -> No
     if selected.read_only:
         raise CommandFailed("mailbox is read-only", code="READ-ONLY")
     removed = await session.server.mail.expunge(selected.folder, uids)
-    await session.server.publish_deleted(account_id_of(session), selected.folder, removed)
+    await session.server.publish_deleted(
+        account_id_of(session), selected.folder, removed
+    )
     await session.complete(tag, "EXPUNGE completed")
 
 
@@ -92,7 +94,9 @@ async def imap_EXPUNGE(session: ImapSession, tag: str, reader: CommandReader) ->
 # --- SEARCH --------------------------------------------------------------------
 
 
-async def _search(session: ImapSession, tag: str, reader: CommandReader, by_uid: bool) -> None:
+async def _search(
+    session: ImapSession, tag: str, reader: CommandReader, by_uid: bool
+) -> None:
     reader.sp()
     program = parse_search(reader)
     if program.uses_modseq:
@@ -103,7 +107,9 @@ async def _search(session: ImapSession, tag: str, reader: CommandReader, by_uid:
     uids = list(selected.uids)
     cache = session.server.cache
     content = program.content
-    if content == "header" and all(s.id in cache.headers for s in selected.states.values()):
+    if content == "header" and all(
+        s.id in cache.headers for s in selected.states.values()
+    ):
         content = "none"
     rows: Mapping[int, Any]
     if content == "none" and not program.needs_metadata:
@@ -143,7 +149,9 @@ async def imap_SEARCH(session: ImapSession, tag: str, reader: CommandReader) -> 
 # --- FETCH -----------------------------------------------------------------------
 
 
-async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: bool) -> None:
+async def _fetch(
+    session: ImapSession, tag: str, reader: CommandReader, by_uid: bool
+) -> None:
     reader.sp()
     numbers = reader.sequence_set()
     reader.sp()
@@ -165,7 +173,9 @@ async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
     if not selected.read_only and any(item.sets_seen for item in items):
         unseen = [uid for uid in uids if "\\Seen" not in selected.states[uid].flags]
         if unseen:
-            changes, _ = await mail.store_flags(selected.folder, unseen, "add", ["\\Seen"], None)
+            changes, _ = await mail.store_flags(
+                selected.folder, unseen, "add", ["\\Seen"], None
+            )
             await session.server.publish_changes(account_id_of(session), changes)
             if "FLAGS" not in names:
                 items.append(fetch.FetchItem("FLAGS"))
@@ -242,7 +252,9 @@ async def imap_FETCH(session: ImapSession, tag: str, reader: CommandReader) -> N
 # --- STORE --------------------------------------------------------------------------
 
 
-async def _store(session: ImapSession, tag: str, reader: CommandReader, by_uid: bool) -> None:
+async def _store(
+    session: ImapSession, tag: str, reader: CommandReader, by_uid: bool
+) -> None:
     reader.sp()
     numbers = reader.sequence_set()
     unchanged_since = _modifier(reader, "UNCHANGEDSINCE")
@@ -275,11 +287,15 @@ async def _store(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
     await session.server.publish_changes(account_id_of(session), changes)
     # The FETCH responses for the changed messages come from the poll; with
     # .SILENT this session's own changes are left out.
-    await session.send_updates(allow_expunge=by_uid, quiet=set(uids) if silent else None)
+    await session.send_updates(
+        allow_expunge=by_uid, quiet=set(uids) if silent else None
+    )
     if modified:
         text = f"[MODIFIED {_uid_set_text(sorted(modified))}] conditional STORE failed"
         if not by_uid:
-            numbers_text = _uid_set_text(sorted(selected.sequence_of(u) for u in modified))
+            numbers_text = _uid_set_text(
+                sorted(selected.sequence_of(u) for u in modified)
+            )
             text = f"[MODIFIED {numbers_text}] conditional STORE failed"
         await session.send(f"{tag} OK {text}\r\n")
         return

@@ -391,5 +391,6 @@ def parse_search(reader: CommandReader) -> SearchProgram:
     parser = _Parser(reader, charset)
     predicate = parser.program()
     reader.end()
-    return SearchProgram(predicate, parser.content, parser.needs_metadata, parser.uses_modseq)
-
+    return SearchProgram(
+        predicate, parser.content, parser.needs_metadata, parser.uses_modseq
+    )

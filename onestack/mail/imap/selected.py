@@ -37,7 +37,9 @@ class SelectedMailbox:
     highestmodseq: int = 0
 
     @classmethod
-    async def open(cls, mail: MailStore, folder: Folder, read_only: bool) -> SelectedMailbox:
+    async def open(
+        cls, mail: MailStore, folder: Folder, read_only: bool
+    ) -> SelectedMailbox:
         states = await mail.message_states(folder.id)
         return cls(
             folder=folder,
@@ -84,7 +86,9 @@ class SelectedMailbox:
             raise FolderGone
         if highestmodseq == self.highestmodseq:
             return []
-        stored = {state.uid: state for state in await mail.message_states(self.folder.id)}
+        stored = {
+            state.uid: state for state in await mail.message_states(self.folder.id)
+        }
         lines: list[bytes] = []
 
         gone = [uid for uid in self.uids if uid not in stored]
@@ -140,7 +144,9 @@ def selected_of(session: ImapSession) -> SelectedMailbox:
     return session.selected
 
 
-async def find_folder(session: ImapSession, name: str, code: str = "NONEXISTENT") -> Folder:
+async def find_folder(
+    session: ImapSession, name: str, code: str = "NONEXISTENT"
+) -> Folder:
     """Return the session user's folder named ``name``; NO when it does not exist."""
     folder = await session.server.mail.get_folder(account_id_of(session), name)
     if folder is None:

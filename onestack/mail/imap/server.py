@@ -4,7 +4,7 @@ The email module starts one ``ImapServer`` per worker process with
 ``start_imap_server`` and forwards every event it hears to ``on_event``.
 Sessions of an account are woken when an event names that account. Events a
 worker publishes itself do not come back to it, and some writers publish
-nothing, so a watcher also reads the ``highestmodseq`` of every folder that
+nothing. So a watcher also reads the ``highestmodseq`` of every folder that
 has an IDLE session, in one query per second, and wakes the sessions whose
 folder changed.
 """
@@ -30,7 +30,13 @@ logger = logging.getLogger(__name__)
 
 # Events after which sessions of the named account look for changes.
 MAIL_EVENT_TYPES = frozenset(
-    {"emailReceived", "messageUpdated", "messageDeleted", "mailFolderChanged", "mailboxDeleted"}
+    {
+        "emailReceived",
+        "messageUpdated",
+        "messageDeleted",
+        "mailFolderChanged",
+        "mailboxDeleted",
+    }
 )
 # How often the watcher compares the IDLE sessions' folders with the store.
 WATCH_SECONDS = 1.0
@@ -96,7 +102,9 @@ class ImapServer:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -111,7 +119,7 @@ class ImapServer:
             self._tasks.discard(task)
 
     async def _watch(self) -> None:
-        """Wake IDLE sessions whose folder changed, whoever changed it."""
+        """Wake the IDLE sessions whose folder changed, by any writer."""
         while True:
             await asyncio.sleep(self.watch_seconds)
             watched = {
@@ -164,7 +172,9 @@ class ImapServer:
         await self.context.publish(type_, data)
         self._wake(data.get("mailboxId"))
 
-    async def publish_changes(self, account_id: int, changes: list[MessageChange]) -> None:
+    async def publish_changes(
+        self, account_id: int, changes: list[MessageChange]
+    ) -> None:
         for change in changes:
             await self.publish(
                 "messageUpdated",
@@ -182,11 +192,16 @@ class ImapServer:
     ) -> None:
         for message_id, _ in removed:
             await self.publish(
-                "messageDeleted", {"id": message_id, "mailboxId": account_id, "folder": folder.name}
+                "messageDeleted",
+                {"id": message_id, "mailboxId": account_id, "folder": folder.name},
             )
 
-    async def publish_folder_changed(self, account_id: int, folder_id: int | None) -> None:
-        await self.publish("mailFolderChanged", {"mailboxId": account_id, "folderId": folder_id})
+    async def publish_folder_changed(
+        self, account_id: int, folder_id: int | None
+    ) -> None:
+        await self.publish(
+            "mailFolderChanged", {"mailboxId": account_id, "folderId": folder_id}
+        )
 
 
 async def start_imap_server(

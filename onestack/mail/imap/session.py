@@ -3,8 +3,8 @@
 Each connection is an ``ImapSession`` with its state (not authenticated,
 authenticated, selected, logout) and a dispatch table from command names to
 handlers. Handlers raise ``ImapError`` subclasses, which ``_run_command``
-turns into tagged NO or BAD in one place; any other exception is logged with
-its traceback and answered with a plain NO.
+turns into tagged NO or BAD in one place. Any other exception is logged with
+its traceback, and the client gets a plain NO.
 """
 
 from __future__ import annotations
@@ -107,13 +107,28 @@ class ImapSession:
         return self.tls or self.is_loopback
 
     def capabilities(self) -> str:
-        names = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
+        names = [
+            "IMAP4rev1",
+            "LITERAL+",
+            "SASL-IR",
+            "ID",
+            "ENABLE",
+            "IDLE",
+            "NAMESPACE",
+        ]
         if self.state == State.NOT_AUTHENTICATED:
             if self.server.ssl_context is not None and not self.tls:
                 names.append("STARTTLS")
             names.append("AUTH=PLAIN" if self.login_allowed else "LOGINDISABLED")
         else:
-            names += ["UIDPLUS", "MOVE", "SPECIAL-USE", "UNSELECT", "CONDSTORE", "CHILDREN"]
+            names += [
+                "UIDPLUS",
+                "MOVE",
+                "SPECIAL-USE",
+                "UNSELECT",
+                "CONDSTORE",
+                "CHILDREN",
+            ]
         return " ".join(names)
 
     # --- connection loop ---------------------------------------------------
@@ -122,7 +137,9 @@ class ImapSession:
         """Serve the connection until LOGOUT, a timeout, an error or server stop."""
         self.log(logging.DEBUG, "connected")
         try:
-            await self.send(f"* OK [CAPABILITY {self.capabilities()}] OneStack IMAP ready\r\n")
+            await self.send(
+                f"* OK [CAPABILITY {self.capabilities()}] OneStack IMAP ready\r\n"
+            )
             while self.state != State.LOGOUT:
                 command = await self._read_command()
                 if command is None:
@@ -166,7 +183,11 @@ class ImapSession:
         except asyncio.IncompleteReadError:
             return None
         except asyncio.LimitOverrunError as exc:
-            self.log(logging.WARNING, "command line longer than %d bytes", self.server.max_line)
+            self.log(
+                logging.WARNING,
+                "command line longer than %d bytes",
+                self.server.max_line,
+            )
             raise Disconnect(b"* BYE command line too long\r\n") from exc
         return line.rstrip(b"\r\n")
 
@@ -198,7 +219,9 @@ class ImapSession:
             if not non_sync:
                 await self.send(b"+ Ready for literal data\r\n")
             try:
-                data = await asyncio.wait_for(self.reader.readexactly(size), self._timeout())
+                data = await asyncio.wait_for(
+                    self.reader.readexactly(size), self._timeout()
+                )
             except TimeoutError as exc:
                 raise Disconnect(b"* BYE autologout timer expired\r\n") from exc
             pieces += [b"\r\n", data]
@@ -230,7 +253,9 @@ class ImapSession:
         except ImapError as error:
             await self.send(error.line(tag))
         except FolderGone as exc:
-            raise Disconnect(b"* BYE the selected mailbox was deleted or renamed\r\n") from exc
+            raise Disconnect(
+                b"* BYE the selected mailbox was deleted or renamed\r\n"
+            ) from exc
         except (Disconnect, ConnectionError, asyncio.IncompleteReadError):
             raise
         except Exception:
@@ -243,7 +268,9 @@ class ImapSession:
         await self.send_updates(allow_expunge)
         await self.send(f"{tag} OK {text}\r\n")
 
-    async def send_updates(self, allow_expunge: bool = True, quiet: set[int] | None = None) -> None:
+    async def send_updates(
+        self, allow_expunge: bool = True, quiet: set[int] | None = None
+    ) -> None:
         if self.selected is None:
             return
         lines = await self.selected.poll(
@@ -285,6 +312,10 @@ class ImapSession:
         reader.end()
         if self.server.ssl_context is None or self.tls:
             raise BadCommand("STARTTLS is not available")
+        # Bytes sent after STARTTLS but before the handshake would otherwise
+        # be read as commands sent under TLS (a command injection).
+        if self.reader._buffer:  # noqa: SLF001 - StreamReader has no public peek
+            raise Disconnect(b"* BYE data after STARTTLS\r\n")
         await self.send(f"{tag} OK begin TLS negotiation now\r\n")
         try:
             await self.writer.start_tls(self.server.ssl_context)
@@ -305,7 +336,9 @@ class ImapSession:
         reader.sp()
         mechanism = reader.atom().upper()
         if mechanism != "PLAIN":
-            raise CommandFailed(f"authentication mechanism {mechanism} is not supported")
+            raise CommandFailed(
+                f"authentication mechanism {mechanism} is not supported"
+            )
         initial: bytes | None = None
         if reader.try_sp():
             initial = reader.atom(frozenset(b"=")).encode()  # RFC 4959 SASL-IR
@@ -326,7 +359,9 @@ class ImapSession:
             raise BadCommand("invalid PLAIN response")
         authzid, authcid, password = (part.decode("utf-8", "replace") for part in parts)
         if authzid and authzid.lower() != authcid.lower():
-            raise CommandFailed("authorization identity must match", code="AUTHORIZATIONFAILED")
+            raise CommandFailed(
+                "authorization identity must match", code="AUTHORIZATIONFAILED"
+            )
         await self.authenticate(tag, authcid, password)
 
     async def authenticate(self, tag: str, username: str, password: str) -> None:
@@ -338,18 +373,24 @@ class ImapSession:
         wait = await throttle.retry_after(key)
         if wait:
             self.log(logging.WARNING, "login blocked for %d s more", wait)
-            raise CommandFailed(f"too many failed logins, retry in {wait} s", code="UNAVAILABLE")
+            raise CommandFailed(
+                f"too many failed logins, retry in {wait} s", code="UNAVAILABLE"
+            )
 
         found = await self.server.mail.find_account(username)
         stored_hash = found[1] if found else _dummy_hash()
-        valid = await asyncio.to_thread(passwords.verify_password, stored_hash, password)
+        valid = await asyncio.to_thread(
+            passwords.verify_password, stored_hash, password
+        )
         if found is None or not valid:
             await throttle.record_failure(key)
             delay = await throttle.delay_for(key)
             if delay:
                 await asyncio.sleep(delay)
             self.log(logging.INFO, "login failed for %r", username[:100])
-            raise CommandFailed("invalid user name or password", code="AUTHENTICATIONFAILED")
+            raise CommandFailed(
+                "invalid user name or password", code="AUTHENTICATIONFAILED"
+            )
 
         await throttle.record_success(key)
         self.account = found[0]

@@ -1,7 +1,7 @@
 """An IMAP server in a background thread, on a free port, over a migrated store.
 
 Tests drive it with blocking clients (imaplib, imapclient, mbsync, mutt), so
-the server runs its own event loop in a thread; ``ImapHarness.run`` executes a
+the server runs its own event loop in a thread. ``ImapHarness.run`` executes a
 coroutine on that loop, for fixtures that insert rows as the mail code would.
 """
 
@@ -45,7 +45,9 @@ class ImapHarness:
         self.store = Store(url)
         self.run(self.store.migrate())
         self.context = WorkerContext(data_dir=data_dir, store=self.store, events=None)
-        self.server: ImapServer = self.run(start_imap_server(self.config, self.context, None))
+        self.server: ImapServer = self.run(
+            start_imap_server(self.config, self.context, None)
+        )
         self.mail = MailStore(self.store)
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
@@ -123,9 +125,13 @@ def imap(tmp_path: Path) -> Iterator[ImapHarness]:
         harness.close()
 
 
-def make_message(number: int, subject: str | None = None, body: str | None = None) -> bytes:
+def make_message(
+    number: int, subject: str | None = None, body: str | None = None
+) -> bytes:
     subject = subject if subject is not None else f"Message {number}"
-    body = body if body is not None else f"Body of message {number}.\r\nSecond line.\r\n"
+    body = (
+        body if body is not None else f"Body of message {number}.\r\nSecond line.\r\n"
+    )
     return (
         f"From: Sender {number} <sender{number}@example.org>\r\n"
         f"To: alice@example.com\r\n"

@@ -1,8 +1,8 @@
 """IMAP in a real ``onestack serve``: SMTP delivery and store changes reach IDLE.
 
-The changes the admin API makes are made here with the same store functions
-and published on the same event bus, from this test process, so the IMAP
-session (in one of two worker processes) hears them as it would hear the API.
+This test makes the admin API's changes with the same store functions and
+publishes them on the same event bus. The IMAP session, in one of two worker
+processes, receives them as it would receive the API's.
 """
 
 from __future__ import annotations
@@ -77,7 +77,9 @@ def test_smtp_delivery_and_store_changes_reach_idle(tmp_path: Path) -> None:
             client.idle_done()
 
             async def first_message(store: Store, publish: Any) -> int:
-                summaries = await mailstore.list_messages(store, account_id, folder="inbox")
+                summaries = await mailstore.list_messages(
+                    store, account_id, folder="inbox"
+                )
                 return summaries[0].id
 
             message_id = as_admin(server, first_message)
@@ -89,7 +91,8 @@ def test_smtp_delivery_and_store_changes_reach_idle(tmp_path: Path) -> None:
             as_admin(server, mark_read)
             seen = client.idle_check(timeout=15)
             assert any(
-                response[1] == b"FETCH" and b"\\Seen" in response[2][3] for response in seen
+                response[1] == b"FETCH" and b"\\Seen" in response[2][3]
+                for response in seen
             ), seen
 
             async def delete(store: Store, publish: Any) -> None:

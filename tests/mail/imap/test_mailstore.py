@@ -37,7 +37,10 @@ async def test_uids_and_modseq_follow_the_contract(store: Store) -> None:
     assert inbox.name == "inbox"
     assert 0 < inbox.uidvalidity < 2**32
 
-    uids = [await mail.append(account_id, inbox.id, make_message(n), [], None) for n in range(3)]
+    uids = [
+        await mail.append(account_id, inbox.id, make_message(n), [], None)
+        for n in range(3)
+    ]
     assert uids == [1, 2, 3]
     folder = await mail.folder_by_id(inbox.id)
     assert folder is not None
@@ -46,7 +49,9 @@ async def test_uids_and_modseq_follow_the_contract(store: Store) -> None:
     states = await mail.message_states(inbox.id)
     assert [state.modseq for state in states] == [2, 3, 4]
 
-    changes, modified = await mail.store_flags(folder, [1, 2], "add", ["\\Seen", "work"], None)
+    changes, modified = await mail.store_flags(
+        folder, [1, 2], "add", ["\\Seen", "work"], None
+    )
     assert {change.read for change in changes} == {True}
     assert modified == []
     states = {state.uid: state for state in await mail.message_states(inbox.id)}
