@@ -305,11 +305,9 @@ def main() -> int:
         theirs_time = results["Dovecot"][name]
         print(
             f"{name:28} {ours_time * 1000:12.1f} {theirs_time * 1000:12.1f} "
-            f"{theirs_time / ours_time:7.2f}"
+            f"{ours_time / theirs_time:7.2f}"
         )
-    print(
-        "ratio = Dovecot time / OneStack time (throughput of OneStack relative to Dovecot)"
-    )
+    print("ratio = OneStack time / Dovecot time (below 1: OneStack faster)")
     return 0
 
 
