@@ -143,7 +143,9 @@ def default_test_config() -> dict[str, Any]:
                 "enabled": False,
                 "host": "127.0.0.1",
                 "workers": 1,
-                "smtp": {"port": free_port()},
+                # MX lookups go to a closed loopback port, so no test can
+                # query the system resolver by accident.
+                "smtp": {"port": free_port(), "dnsResolver": f"127.0.0.1:{free_port()}"},
                 "imap": {"port": free_port()},
             },
             "ssh": {

@@ -1,6 +1,6 @@
 """Queries for virtual hosts, their hostnames, stats and certificates.
 
-Every hostname a vhost answers to (its domain and each alias) has a row in
+Every hostname a vhost serves (its domain and each alias) has a row in
 ``vhost_names`` whose primary key is the name, so two vhosts can never claim
 the same name, even when two processes write at once.
 """

@@ -82,7 +82,9 @@ class CertificateSet:
         self.data_dir = data_dir
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._serving: dict[int, StoredCertificate] = {}
-        self._context_cache: dict[int, ssl.SSLContext] = {}
+        # Keyed by the chain's PEM text, not the row id, because SQLite may
+        # give a deleted row's id to the next certificate.
+        self._context_cache: dict[str, ssl.SSLContext] = {}
         self._server_context: ssl.SSLContext | None = None
         self._lock = asyncio.Lock()
 
@@ -101,14 +103,16 @@ class CertificateSet:
             now = utc_now()
             contexts: dict[str, ssl.SSLContext] = {}
             serving: dict[int, StoredCertificate] = {}
-            cache: dict[int, ssl.SSLContext] = {}
+            cache: dict[str, ssl.SSLContext] = {}
 
             for vhost in vhosts:
                 candidates = [c for c in stored if c.vhost_id == vhost.id]
                 best = certificate_store.best_certificate(candidates, vhost.names, now)
                 if best is None or _needs_new_self_signed(best, now):
                     best = await self._add_self_signed(vhost)
-                context = self._context_cache.get(best.id) or cache.get(best.id)
+                context = self._context_cache.get(best.cert_pem) or cache.get(
+                    best.cert_pem
+                )
                 if context is None:
                     try:
                         context = await asyncio.to_thread(
@@ -122,7 +126,7 @@ class CertificateSet:
                             exc,
                         )
                         continue
-                cache[best.id] = context
+                cache[best.cert_pem] = context
                 serving[vhost.id] = best
                 for name in vhost.names:
                     contexts[name] = context
