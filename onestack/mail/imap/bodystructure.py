@@ -280,6 +280,8 @@ def structure(part: Message, extended: bool) -> bytes:
     encoding = (_header(part, "Content-Transfer-Encoding") or "7BIT").strip()
     if maintype == "message" and subtype == "rfc822" and part.is_multipart():
         inner = part.get_payload(0)
+        # NOTE: the size of a message/rfc822 part comes from the regenerated
+        # message, which can differ by a few octets from the stored bytes.
         body = inner.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
     else:
         inner = None

@@ -75,6 +75,8 @@ async def _select(
         f"* FLAGS ({SYSTEM_FLAGS})",
         f"* OK [PERMANENTFLAGS ({SYSTEM_FLAGS} \\*)] flags permitted",
         f"* {selected.exists} EXISTS",
+        # NOTE: \Recent lives only in the session that saw a message arrive;
+        # messages already present at SELECT are never reported as recent.
         "* 0 RECENT",
     ]
     if first_unseen is not None:
