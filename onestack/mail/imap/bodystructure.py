@@ -66,7 +66,7 @@ MAX_CACHED_TEXT = 16 * 1024 * 1024
 
 
 class MessageCache:
-    """What the IMAP server keeps of messages it has parsed, by message id.
+    """The parsed messages and responses an IMAP server keeps, by message id.
 
     A stored message never changes (a MOVE keeps its row and bytes), so an
     entry stays valid as long as the id names the same database row. Each
