@@ -118,21 +118,22 @@ async def _search(
         rows = await session.server.mail.fetch_rows(selected.folder.id, uids, content)
     largest_uid = uids[-1] if uids else 0
     found: list[tuple[int, int]] = []
+    # One candidate, refilled per message: predicates keep no reference to it.
+    candidate = Candidate(0, None, (), False, cache, len(uids), largest_uid)
+    states = selected.states
+    recent = selected.recent
+    predicate = program.predicate
     for sequence, uid in enumerate(uids, start=1):
         row = rows.get(uid)
         if row is None:
             continue
-        state = selected.states.get(uid)
-        candidate = Candidate(
-            sequence=sequence,
-            row=row,
-            flags=state.flags if state else (),
-            recent=uid in selected.recent,
-            cache=cache,
-            largest_sequence=len(uids),
-            largest_uid=largest_uid,
-        )
-        if program.predicate(candidate):
+        state = states.get(uid)
+        candidate.sequence = sequence
+        candidate.row = row
+        candidate.flags = state.flags if state else ()
+        candidate.recent = uid in recent
+        candidate.forget_headers()
+        if predicate(candidate):
             found.append((uid if by_uid else sequence, row.modseq))
     line = "* SEARCH" + "".join(f" {number}" for number, _ in found)
     if program.uses_modseq and found:

@@ -22,7 +22,7 @@ from onestack.mail.imap.responses import BadCommand, CommandFailed
 SUPPORTED_CHARSETS = ("US-ASCII", "UTF-8")
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """One message under test, with lazily computed text."""
 
@@ -34,6 +34,9 @@ class Candidate:
     largest_sequence: int
     largest_uid: int
     _headers: dict[bytes, str] | None = field(default=None, repr=False)
+
+    def forget_headers(self) -> None:
+        self._headers = None
 
     def header_values(self, name: str) -> str:
         if self._headers is None:
