@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import TYPE_CHECKING
 
 from onestack.mail.imap import messages
@@ -88,6 +89,8 @@ async def _select(
     ]
     await session.send("\r\n".join(lines) + "\r\n")
     session.selected = selected
+    session.changes_pending = False
+    session.last_poll = time.monotonic()
     session.state = State.SELECTED
     mode = "READ-ONLY" if read_only else "READ-WRITE"
     await session.send(

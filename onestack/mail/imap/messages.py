@@ -72,7 +72,7 @@ def _modifier(reader: CommandReader, name: str) -> int | None:
 
 async def imap_CHECK(session: ImapSession, tag: str, reader: CommandReader) -> None:
     reader.end()
-    await session.complete(tag, "CHECK completed")
+    await session.complete(tag, "CHECK completed", force=True)
 
 
 async def _expunge(session: ImapSession, tag: str, uids: list[int] | None) -> None:
@@ -83,7 +83,7 @@ async def _expunge(session: ImapSession, tag: str, uids: list[int] | None) -> No
     await session.server.publish_deleted(
         account_id_of(session), selected.folder, removed
     )
-    await session.complete(tag, "EXPUNGE completed")
+    await session.complete(tag, "EXPUNGE completed", force=True)
 
 
 async def imap_EXPUNGE(session: ImapSession, tag: str, reader: CommandReader) -> None:
@@ -289,7 +289,7 @@ async def _store(
     # The FETCH responses for the changed messages come from the poll; with
     # .SILENT this session's own changes are left out.
     await session.send_updates(
-        allow_expunge=by_uid, quiet=set(uids) if silent else None
+        allow_expunge=by_uid, quiet=set(uids) if silent else None, force=True
     )
     if modified:
         text = f"[MODIFIED {_uid_set_text(sorted(modified))}] conditional STORE failed"
@@ -352,7 +352,7 @@ async def _copy(
         # RFC 6851 section 4.3: COPYUID goes in an untagged OK before the
         # EXPUNGE responses.
         await session.send(f"* OK {code}moved\r\n")
-        await session.complete(tag, "MOVE completed")
+        await session.complete(tag, "MOVE completed", force=True)
     else:
         await session.complete(tag, f"{code}COPY completed", allow_expunge=by_uid)
 

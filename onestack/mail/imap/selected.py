@@ -35,6 +35,8 @@ class SelectedMailbox:
     states: dict[int, MessageState] = field(default_factory=dict)
     recent: set[int] = field(default_factory=set)
     highestmodseq: int = 0
+    # True while EXPUNGE responses wait for a command that may carry them.
+    expunges_held: bool = False
 
     @classmethod
     async def open(
@@ -85,6 +87,7 @@ class SelectedMailbox:
         if highestmodseq is None:
             raise FolderGone
         if highestmodseq == self.highestmodseq:
+            self.expunges_held = False
             return []
         stored = {
             state.uid: state for state in await mail.message_states(self.folder.id)
@@ -126,7 +129,8 @@ class SelectedMailbox:
             lines.append(b"* %d EXISTS\r\n" % len(self.uids))
             lines.append(b"* %d RECENT\r\n" % len(self.recent))
 
-        if not gone or allow_expunge:
+        self.expunges_held = bool(gone) and not allow_expunge
+        if not self.expunges_held:
             self.highestmodseq = highestmodseq
         return lines
 

@@ -16,6 +16,7 @@ import ipaddress
 import itertools
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,9 @@ PREAUTH_TIMEOUT_SECONDS = 60
 # A command may carry many literals (APPEND of several parts, long lists);
 # this bounds the work one command can ask for.
 MAX_LITERALS_PER_COMMAND = 1000
+# Longest time a command may skip reading the selected mailbox's change
+# counter when no event announced a change.
+RECHECK_SECONDS = 1.0
 _connection_ids = itertools.count(1)
 _DUMMY_HASH: str | None = None
 
@@ -75,6 +79,8 @@ class ImapSession:
         self.tls = writer.get_extra_info("sslcontext") is not None
         self.condstore = False
         self.wakeup = asyncio.Event()
+        self.changes_pending = False
+        self.last_poll = 0.0
         self.dispatch: dict[str, tuple[Handler, frozenset[State]]] = {
             "CAPABILITY": (ImapSession.imap_CAPABILITY, ANY),
             "NOOP": (ImapSession.imap_NOOP, ANY),
@@ -263,19 +269,40 @@ class ImapSession:
             logger.exception("[conn=%d] unexpected error", self.id)
             await self.send(f"{tag} NO [SERVERBUG] internal server error\r\n")
 
-    async def complete(self, tag: str, text: str, allow_expunge: bool = True) -> None:
+    async def complete(
+        self, tag: str, text: str, allow_expunge: bool = True, force: bool = False
+    ) -> None:
         """Send pending mailbox updates, then the tagged OK."""
-        await self.send_updates(allow_expunge)
+        await self.send_updates(allow_expunge, force=force)
         await self.send(f"{tag} OK {text}\r\n")
 
     async def send_updates(
-        self, allow_expunge: bool = True, quiet: set[int] | None = None
+        self,
+        allow_expunge: bool = True,
+        quiet: set[int] | None = None,
+        force: bool = False,
     ) -> None:
-        if self.selected is None:
+        """Report changes to the selected mailbox (RFC 3501 section 7.3, 7.4).
+
+        Without ``force`` the store is read only after an event named this
+        account or when the last read is older than ``RECHECK_SECONDS``, so a
+        burst of commands costs one read. NOOP, CHECK, IDLE and the commands
+        that change messages always read it.
+        """
+        selected = self.selected
+        if selected is None:
             return
-        lines = await self.selected.poll(
+        now = time.monotonic()
+        recent_enough = now - self.last_poll < RECHECK_SECONDS
+        if not force and not self.changes_pending and recent_enough:
+            return
+        self.changes_pending = False
+        self.last_poll = now
+        lines = await selected.poll(
             self.server.mail, allow_expunge, self.condstore, quiet or set()
         )
+        if selected.expunges_held:
+            self.changes_pending = True
         if lines:
             await self.send(b"".join(lines))
 
@@ -288,7 +315,7 @@ class ImapSession:
 
     async def imap_NOOP(self, tag: str, reader: CommandReader) -> None:
         reader.end()
-        await self.complete(tag, "NOOP completed")
+        await self.complete(tag, "NOOP completed", force=True)
 
     async def imap_LOGOUT(self, tag: str, reader: CommandReader) -> None:
         reader.end()
@@ -420,7 +447,7 @@ class ImapSession:
         """Send mailbox changes as they happen until the client sends DONE (RFC 2177)."""
         reader.end()
         await self.send(b"+ idling\r\n")
-        await self.send_updates()
+        await self.send_updates(force=True)
         read_done = asyncio.ensure_future(self.read_line())
         self.server.idling.add(self)
         try:
@@ -435,7 +462,7 @@ class ImapSession:
                 woken.cancel()
                 if read_done in done:
                     break
-                await self.send_updates()
+                await self.send_updates(force=True)
         finally:
             self.server.idling.discard(self)
             if not read_done.done():
@@ -449,6 +476,7 @@ class ImapSession:
 
     def notify(self) -> None:
         """Wake an IDLE command after another session or process changed mail."""
+        self.changes_pending = True
         self.wakeup.set()
 
 
