@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 # Admin events after which the mailbox table is read again.
 MAILBOX_EVENTS = frozenset({"mailboxCreated", "mailboxUpdated", "mailboxDeleted"})
+# A certificate was issued, uploaded or deleted: the mail hostname's may change.
+CERTIFICATE_EVENTS = frozenset({"certificateIssued", "certificateDeleted"})
 # Internal event: the admin API queued a message for a remote recipient.
 OUTBOUND_QUEUED = "outboundQueued"
 STOP_TIMEOUT = 5.0
@@ -119,3 +121,12 @@ class EmailModule(Module):
                 self.committer.forget_folders()
         elif event["type"] == OUTBOUND_QUEUED:
             self.queue.wake()
+        elif event["type"] in CERTIFICATE_EVENTS and self.tls_context is not None:
+            # SMTP and IMAP share this context: reloading it in place gives
+            # both the new certificate from their next STARTTLS on.
+            await default_context(
+                self.context.store,
+                self.context.data_dir,
+                self.config.smtp.hostname,
+                context=self.tls_context,
+            )

@@ -115,14 +115,20 @@ async def test_certificate_preference(store: Store) -> None:
     vhost = await create(store, "example.com")
     now = datetime.now(UTC).replace(microsecond=0)
 
-    async def add(source: str, created_at: datetime, days: int) -> None:
+    async def add(
+        source: str,
+        created_at: datetime,
+        days: int,
+        names: tuple[str, ...] = ("example.com",),
+        age_days: int = 0,
+    ) -> None:
         async with store.engine.begin() as conn:
             await conn.execute(
                 insert(certificates).values(
                     vhost_id=vhost.id,
                     source=source,
-                    names=["example.com"],
-                    not_before=now,
+                    names=list(names),
+                    not_before=now - timedelta(days=age_days),
                     not_after=now + timedelta(days=days),
                     cert_pem="-",
                     key_pem="-",
@@ -130,18 +136,46 @@ async def test_certificate_preference(store: Store) -> None:
                 )
             )
 
-    assert await vhost_store.current_certificates(store) == {}
+    assert await vhost_store.current_certificates(store, [vhost]) == {}
     await add("self-signed", now, 365)
-    assert (await vhost_store.current_certificates(store))[
+    assert (await vhost_store.current_certificates(store, [vhost]))[
         vhost.id
     ].source == "self-signed"
     await add("uploaded", now - timedelta(days=1), 30)
-    assert (await vhost_store.current_certificates(store))[
+    assert (await vhost_store.current_certificates(store, [vhost]))[
         vhost.id
     ].source == "uploaded"
     await add("acme", now - timedelta(days=2), 60)
     await add("acme", now - timedelta(days=1), 90)
-    chosen = (await vhost_store.current_certificates(store))[vhost.id]
+    chosen = (await vhost_store.current_certificates(store, [vhost]))[vhost.id]
     assert chosen.source == "acme"
     assert chosen.not_after == now + timedelta(days=90)
     assert chosen.names == ["example.com"]
+
+
+async def test_certificate_unusable_ones_skipped(store: Store) -> None:
+    vhost = await create(store, "example.com")
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = [
+        # Expired yesterday: never the served certificate.
+        ("acme", ["example.com"], now - timedelta(days=91), now - timedelta(days=1)),
+        # Current, but for another name.
+        ("uploaded", ["other.example"], now, now + timedelta(days=30)),
+        ("self-signed", ["example.com"], now, now + timedelta(days=90)),
+    ]
+    async with store.engine.begin() as conn:
+        for source, names, not_before, not_after in rows:
+            await conn.execute(
+                insert(certificates).values(
+                    vhost_id=vhost.id,
+                    source=source,
+                    names=names,
+                    not_before=not_before,
+                    not_after=not_after,
+                    cert_pem="-",
+                    key_pem="-",
+                    created_at=now,
+                )
+            )
+    chosen = (await vhost_store.current_certificates(store, [vhost]))[vhost.id]
+    assert chosen.source == "self-signed"

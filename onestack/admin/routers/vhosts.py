@@ -195,7 +195,7 @@ def _is_managed_path(state: AdminState, path: str) -> bool:
 
 async def _views(state: AdminState, items: list[Vhost]) -> list[dict[str, Any]]:
     stats = await vhost_store.stats_by_vhost(state.store)
-    certificates = await vhost_store.current_certificates(state.store)
+    certificates = await vhost_store.current_certificates(state.store, items)
     return [
         vhost_json(vhost, stats.get(vhost.id, VhostStats()), certificates.get(vhost.id))
         for vhost in items
