@@ -1,9 +1,9 @@
 """The selected mailbox of a session: sequence numbers and pending updates.
 
 A session remembers each message's UID, flags and modseq. Because every change
-to a folder raises its ``highestmodseq``, a session that finds the number
-unchanged knows that nothing happened; otherwise it compares its view with the
-stored state and sends EXISTS, EXPUNGE and FETCH responses (RFC 3501 section
+to a folder raises its ``highestmodseq``, an unchanged number means that
+nothing happened. Otherwise the session compares its view with the stored
+state and sends EXISTS, EXPUNGE and FETCH responses (RFC 3501 section
 7.4.1 and 7.3.1).
 """
 
@@ -27,7 +27,7 @@ class FolderGone(Exception):
 
 @dataclass
 class SelectedMailbox:
-    """A selected mailbox: its messages in sequence order as this session sees them."""
+    """A selected mailbox: its messages in sequence order, as this session last reported them."""
 
     folder: Folder
     read_only: bool

@@ -40,8 +40,8 @@ PREAUTH_TIMEOUT_SECONDS = 60
 # A command may carry many literals (APPEND of several parts, long lists);
 # this bounds the work one command can ask for.
 MAX_LITERALS_PER_COMMAND = 1000
-# Longest time a command may skip reading the selected mailbox's change
-# counter when no event announced a change.
+# Maximum age in seconds of the last read of the selected mailbox's change
+# counter that a command may rely on when no event announced a change.
 RECHECK_SECONDS = 1.0
 _connection_ids = itertools.count(1)
 _DUMMY_HASH: str | None = None
