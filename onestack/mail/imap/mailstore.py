@@ -219,12 +219,27 @@ class MailStore:
                     ).where(
                         func.lower(mailboxes.c.email) == address.lower(),
                         mailboxes.c.enabled.is_(True),
+                        mailboxes.c.deleted_at.is_(None),
                     )
                 )
             ).first()
         if row is None:
             return None
         return Account(row.id, row.email), row.password_hash
+
+    async def account_active(self, account_id: int) -> bool:
+        """Tell whether an account still exists, enabled and not deleted."""
+        async with self.store.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(mailboxes.c.id).where(
+                        mailboxes.c.id == account_id,
+                        mailboxes.c.enabled.is_(True),
+                        mailboxes.c.deleted_at.is_(None),
+                    )
+                )
+            ).first()
+        return row is not None
 
     async def ensure_default_folders(self, account_id: int) -> None:
         """Create any of the six standard folders the account lacks."""

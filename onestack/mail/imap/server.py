@@ -43,6 +43,8 @@ WATCH_SECONDS = 1.0
 # An IDLE session also checks its folder itself this often, should the
 # watcher fall behind.
 IDLE_POLL_SECONDS = 30.0
+# Events after which the sessions of an account check that it may still log in.
+ACCOUNT_EVENT_TYPES = frozenset({"mailboxUpdated", "mailboxDeleted"})
 
 
 class ImapServer:
@@ -166,6 +168,17 @@ class ImapServer:
         """Wake the sessions an event from another process concerns."""
         if event["type"] in MAIL_EVENT_TYPES:
             self._wake(event["data"].get("mailboxId"))
+        if event["type"] in ACCOUNT_EVENT_TYPES:
+            account_id = event["data"].get("id")
+            if isinstance(account_id, int) and account_id in self._by_account:
+                await self._end_revoked_sessions(account_id)
+
+    async def _end_revoked_sessions(self, account_id: int) -> None:
+        """Close the sessions of an account that was disabled or deleted."""
+        if await self.mail.account_active(account_id):
+            return
+        for session in list(self._by_account.get(account_id, ())):
+            session.revoke()
 
     async def publish(self, type_: str, data: dict[str, Any]) -> None:
         """Publish to other processes and wake this process's sessions too."""

@@ -474,6 +474,13 @@ class ImapSession:
             raise BadCommand("expected DONE to end IDLE")
         await self.complete(tag, "IDLE terminated")
 
+    def revoke(self) -> None:
+        """End the session because its account was disabled or deleted."""
+        self.log(logging.INFO, "account disabled or deleted, closing")
+        self.state = State.LOGOUT
+        self.writer.write(b"* BYE account disabled or deleted\r\n")
+        self.writer.close()
+
     def notify(self) -> None:
         """Wake an IDLE command after another session or process changed mail."""
         self.changes_pending = True
