@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
@@ -108,15 +108,25 @@ def require_module(server: Server, name: str) -> None:
         pytest.fail(f"the {name} module did not start: {status}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server with http, dns and email enabled where their code exists."""
+    """A server with http, dns and email enabled where their code exists.
+
+    One per test process, because starting one takes seconds: tests share
+    it, so each uses its own names (domains, zones, mailboxes).
+    """
     modules = {
         name: {"enabled": True}
         for name in ("http", "dns", "email")
         if module_code_available(name)
     }
-    with run_server(tmp_path_factory.mktemp("panel"), {"modules": modules}) as server:
+    # The wrong-password tests must not lock the other tests out.
+    limits = {"failedLoginsBeforeDelay": 100, "failedLoginsBeforeBlock": 1000}
+    overrides = {
+        "server": {"adminPanel": {"rateLimit": limits}},
+        "modules": modules,
+    }
+    with run_server(tmp_path_factory.mktemp("panel"), overrides) as server:
         yield server
 
 

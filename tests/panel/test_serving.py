@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from onestack.admin.panel import PANEL_DIR, resolve_panel_file
-from tests.support import run_server
+from tests.support import Server
 
 PANEL_FILES = ["/", "/index.html", "/app.js", "/style.css", "/vendor/preact.module.js"]
 
@@ -49,10 +49,9 @@ def test_every_module_import_is_a_relative_path() -> None:
         assert 'from "preact"' not in text, script
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    with run_server(tmp_path_factory.mktemp("serving")) as running:
-        yield running
+@pytest.fixture
+def server(panel_server: Server) -> Server:
+    return panel_server
 
 
 @pytest.mark.parametrize("path", PANEL_FILES)

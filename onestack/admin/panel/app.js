@@ -144,7 +144,8 @@ function Shell({ onLogout, defaultPassword, onPasswordChanged }) {
   useEffect(() => {
     const client = new EventFeed(
       (event) => {
-        if (event.type !== "status") {
+        // The feed lists what happened; status ticks and the login answer are not events.
+        if (event.type !== "status" && event.type !== "auth") {
           setEvents((previous) => [{ ...event, at: new Date() }, ...previous].slice(0, 100));
         }
         for (const subscriber of subscribers.current) subscriber(event);
