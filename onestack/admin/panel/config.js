@@ -105,7 +105,7 @@ function ModuleForm({ name, config, onSaved }) {
         byField[item.field.replace(new RegExp(`^modules\\.${name}\\.`), "")] = item.message;
       }
       setErrors(byField);
-      setError(failure);
+      if (!Object.keys(byField).length) setError(failure);
     }
   }
 
