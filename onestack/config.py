@@ -98,7 +98,8 @@ class WebConfig(ModuleConfig):
 
 class HttpConfig(WebConfig):
     port: int = Field(8080, ge=1, le=65535)
-    # The port redirectToHttps sends clients to (the https module's port).
+    # The port redirectToHttps sends clients to. The supervisor sets it from
+    # modules.https.port, so a value written here is replaced.
     httpsPort: int = Field(8443, ge=1, le=65535)
 
 
@@ -106,8 +107,9 @@ class AcmeConfig(StrictModel):
     enabled: bool = True
     directoryUrl: str = "https://acme-v02.api.letsencrypt.org/directory"
     email: str = ""
-    # PEM bundle trusted for the ACME server's own TLS (a test CA such as
-    # Pebble's); empty means the system trust store.
+    # CA certificates trusted for the ACME server's own TLS (a test CA such as
+    # Pebble's): a PEM file's path or the PEM text. Empty means the system
+    # trust store.
     caBundle: str = ""
     renewBeforeDays: int = Field(30, ge=1, le=89)
 
@@ -123,6 +125,7 @@ class DnsConfig(ModuleConfig):
     port: int = Field(5300, ge=1, le=65535)
     maxCachedAnswers: int = Field(100_000, ge=100, le=10_000_000)
     tcpIdleTimeout: float = Field(10.0, gt=0, le=600)
+    maxTcpConnections: int = Field(1000, ge=1, le=100_000)
 
 
 class SmtpConfig(StrictModel):
@@ -130,14 +133,31 @@ class SmtpConfig(StrictModel):
     hostname: str = "localhost"
     maxMessageSize: int = Field(25 * 1024 * 1024, ge=1024)
     maxRecipients: int = Field(100, ge=1, le=10_000)
+    # RFC 5321 section 4.5.3.1.6: a text line is at most 1000 octets with CRLF.
+    maxLineLength: int = Field(1000, ge=512, le=1024 * 1024)
     commandTimeout: float = Field(300.0, gt=0, le=3600)
+    # Outbound delivery: "host" or "host:port" to send every remote message
+    # through; empty means the recipient domain's MX hosts.
     relayHost: str = ""
-    queueRetrySeconds: int = Field(5 * 86_400, ge=60)
+    # Port used on MX hosts (25 on the Internet; tests point it elsewhere).
+    outboundPort: int = Field(25, ge=1, le=65535)
+    # "address" or "address:port" of the DNS resolver for MX lookups; empty
+    # means the system resolver (/etc/resolv.conf).
+    dnsResolver: str = ""
+    outboundTimeout: float = Field(60.0, gt=0, le=3600)
+    # A message that still fails after this long is bounced to its sender.
+    queueRetrySeconds: int = Field(5 * 86_400, ge=1)
+    # First retry delay; each further retry waits twice as long, up to 1 hour.
+    queueRetryBaseSeconds: float = Field(60.0, gt=0, le=86_400)
+    queuePollSeconds: float = Field(5.0, gt=0, le=3600)
 
 
 class ImapConfig(StrictModel):
     port: int = Field(1143, ge=1, le=65535)
     maxLiteralSize: int = Field(50 * 1024 * 1024, ge=1024)
+    # Longest command line in bytes, literals excluded; long UID sets from
+    # synchronising clients need tens of kilobytes.
+    maxLineLength: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
 
 
 class EmailConfig(ModuleConfig):

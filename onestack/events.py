@@ -42,6 +42,7 @@ PUBLIC_EVENT_TYPES = frozenset(
         "vhostUpdated",
         "vhostDeleted",
         "certificateIssued",
+        "certificateDeleted",
         "dnsZoneCreated",
         "dnsZoneUpdated",
         "dnsZoneDeleted",

@@ -117,13 +117,16 @@ class ModuleRunner:
             )
 
     async def _spawn_all(self, config: ModuleConfig) -> list[Worker]:
-        spawned: list[Worker] = []
-        try:
-            for index in range(config.workers):
-                spawned.append(await self._spawn(index, config))
-        except BaseException:
+        # Workers start side by side: each spends a second or more importing.
+        results = await asyncio.gather(
+            *(self._spawn(index, config) for index in range(config.workers)),
+            return_exceptions=True,
+        )
+        spawned = [result for result in results if isinstance(result, Worker)]
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
             await _stop_workers(spawned)
-            raise
+            raise failures[0]
         return spawned
 
     async def _spawn(self, index: int, config: ModuleConfig) -> Worker:
@@ -275,7 +278,18 @@ class Supervisor:
         self.runners = {name: ModuleRunner(self, name) for name in MODULE_NAMES}
 
     def module_config(self, name: str, config: Config | None = None) -> ModuleConfig:
-        return getattr((config or self.config).modules, name)
+        """Return the config a module's workers run with.
+
+        The http module redirects to the https module's port, so it is given
+        that port from the https section rather than asking the user twice.
+        """
+        config = config or self.config
+        module_config: ModuleConfig = getattr(config.modules, name)
+        if name == "http":
+            module_config = module_config.model_copy(
+                update={"httpsPort": config.modules.https.port}
+            )
+        return module_config
 
     async def start_enabled(self) -> None:
         """Start every enabled module; one that fails is logged, not fatal."""

@@ -22,6 +22,7 @@ from onestack.events import EventHub
 from onestack.store import Store
 from onestack.supervisor import Supervisor
 from onestack.throttle import LoginThrottle, ThrottlePolicy
+from onestack.tls.manager import CertificateManager
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class AdminState:
     feed: EventFeed = field(init=False)
     _config_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
+    certificate_manager: CertificateManager | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         limits = self.config.server.adminPanel.rateLimit
@@ -56,9 +58,24 @@ class AdminState:
     async def start(self) -> None:
         """Start background tasks (the WebSocket status ticker)."""
         self._tasks.append(self.feed.start())
+        await self._start_certificate_manager()
+
+    async def _start_certificate_manager(self) -> None:
+        """Renew ACME certificates here while HTTPS and ACME are enabled."""
+        self.certificate_manager = CertificateManager(
+            self.store,
+            self.data_dir,
+            lambda: self.config.modules.https.acme,
+            self.hub.publish,
+            active=lambda: self.config.modules.https.enabled,
+        )
+        self.hub.subscribe(self.certificate_manager.on_event)
+        await self.certificate_manager.start()
 
     async def stop(self) -> None:
         self.feed.stop()
+        if self.certificate_manager is not None:
+            await self.certificate_manager.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -103,7 +120,7 @@ async def require_admin(request: Request) -> str:
 
 def create_app(state: AdminState) -> FastAPI:
     from onestack.admin import websocket
-    from onestack.admin.routers import config, modules, system, vhosts
+    from onestack.admin.routers import certificates, config, dns, modules, ssh, system, vhosts
 
     # FastAPI's own document routes would be public; these are served below,
     # behind the same authentication as every other route under /api.
@@ -118,7 +135,16 @@ def create_app(state: AdminState) -> FastAPI:
     errors.install(app)
 
     authenticated = [Depends(require_admin)]
-    for router in (system.router, config.router, modules.router, vhosts.router):
+    routers = (
+        system.router,
+        config.router,
+        modules.router,
+        vhosts.router,
+        certificates.router,
+        dns.router,
+        ssh.router,
+    )
+    for router in routers:
         app.include_router(router, dependencies=authenticated)
     # The WebSocket authenticates itself: header, URL or first message.
     app.include_router(websocket.router)

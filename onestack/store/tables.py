@@ -156,6 +156,9 @@ mailboxes = Table(
     Column("quota", BigInteger, nullable=False),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Set when the mailbox was deleted but its messages were kept; creating
+    # the same address again brings the mailbox and its messages back.
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
 )
 
 # IMAP mailboxes of one account (RFC 3501 calls them mailboxes; the API calls

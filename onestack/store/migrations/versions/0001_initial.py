@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("quota", sa.BigInteger(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mailboxes")),
         sa.UniqueConstraint("email", name=op.f("uq_mailboxes_email")),
     )
