@@ -176,7 +176,7 @@ function ImportZone({ zone, onImported }) {
     <//>
     <${ErrorBox} error=${error} what="Zone import" />
     ${result ? html`<p class="notice" role="status">${result.recordsImported} records imported.</p>` : null}
-    <div class="buttons"><button type="submit" disabled=${!text.trim()}>Import</button></div>
+    <div class="buttons"><button type="submit" disabled=${!text.trim()}>Import zone file</button></div>
   </form>`;
 }
 
@@ -261,6 +261,7 @@ function CreateZone({ onCreated }) {
     if (form.email.trim()) options.email = form.email.trim();
     try {
       const zone = await api.post("/api/dns/zones", { name: form.name.trim(), options });
+      setForm({ name: "", primaryNS: "", email: "", ttl: "3600" });
       onCreated(zone.name || form.name.trim());
     } catch (failure) {
       const fields = fieldErrors(failure);

@@ -125,6 +125,16 @@ function VhostDetails({ vhost, onChanged }) {
   );
   const shown = certificate.data || vhost.certificate;
 
+  async function renew() {
+    setError(null);
+    try {
+      await api.post(`/api/vhosts/${vhost.id}/certificate/renew`);
+      certificate.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  }
+
   async function remove() {
     try {
       await api.del(`/api/vhosts/${vhost.id}`, { query: { deleteFiles: deleteFiles ? "true" : undefined } });
@@ -162,14 +172,19 @@ function VhostDetails({ vhost, onChanged }) {
         ? html`<dt>Certificate</dt><dd>${shown
             ? html`${shown.source || "unknown source"}, for ${(shown.names || []).join(", ") || "–"},
                 valid until ${formatDate(shown.notAfter)}`
-            : certificate.error
+            : certificate.error && certificate.error.status !== 404
               ? errorText(certificate.error)
               : "none yet"}</dd>`
         : null}
       <dt>Average response time</dt><dd>${vhost.stats && vhost.stats.averageResponseTime !== undefined
         ? `${vhost.stats.averageResponseTime} ms` : "–"}</dd>
     </dl>
-    ${vhost.ssl ? html`<${CertificateUpload} vhost=${vhost} onSaved=${certificate.reload} />` : null}
+    ${vhost.ssl
+      ? html`<div class="buttons">
+            <button type="button" onClick=${renew}>Order a certificate by ACME</button>
+          </div>
+          <${CertificateUpload} vhost=${vhost} onSaved=${certificate.reload} />`
+      : null}
     <div class="buttons">
       <button type="button" onClick=${() => setEditing(true)}>Edit ${vhost.domain}</button>
       <${Checkbox} label="Also delete the files it created" checked=${deleteFiles} onChange=${setDeleteFiles} />
