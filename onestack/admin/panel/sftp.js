@@ -125,14 +125,15 @@ export function Sftp() {
     <${ErrorBox} error=${error} />
     <div class="table-wrap"><table class="ssh-users">
       <thead><tr><th scope="col">User</th><th scope="col">Site</th><th scope="col">Keys</th>
-        <th scope="col">Enabled</th><th scope="col">Actions</th></tr></thead>
+        <th scope="col">Password</th><th scope="col">Enabled</th><th scope="col">Actions</th></tr></thead>
       <tbody>
-        ${(users.data || []).length === 0 && !users.loading ? html`<tr><td colspan="5">No SFTP users yet.</td></tr>` : null}
+        ${(users.data || []).length === 0 && !users.loading ? html`<tr><td colspan="6">No SFTP users yet.</td></tr>` : null}
         ${(users.data || []).map(
-          (user) => html`<tr key=${user.username}>
+          (user) => html`<tr key=${user.username} data-user=${user.username}>
               <th scope="row">${user.username}</th>
               <td>${siteName(user.vhostId)}</td>
               <td>${(user.publicKeys || []).length}</td>
+              <td>${user.hasPassword === false ? "none" : "set"}</td>
               <td>${user.enabled === false ? "no" : "yes"}</td>
               <td class="actions">
                 <button type="button" onClick=${() => setEditing(user.username)}>Edit</button>
@@ -140,7 +141,7 @@ export function Sftp() {
               </td>
             </tr>
             ${editing === user.username
-              ? html`<tr class="expanded"><td colspan="5"><${SshUserForm} user=${user} vhosts=${sites}
+              ? html`<tr class="expanded"><td colspan="6"><${SshUserForm} user=${user} vhosts=${sites}
                   onSaved=${() => {
                     setEditing(null);
                     users.reload();
