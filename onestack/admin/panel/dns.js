@@ -3,10 +3,22 @@
 
 import { useState } from "./vendor/hooks.module.js";
 import { api, fieldErrors } from "./api.js";
-import { html, Checkbox, ConfirmButton, ErrorBox, Field, TextInput, download, useApi } from "./ui.js";
+import {
+  html,
+  Checkbox,
+  ConfirmButton,
+  ErrorBox,
+  Field,
+  TextInput,
+  download,
+  useApi,
+  useLiveReload,
+} from "./ui.js";
 
 const TYPES = ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "PTR", "CAA"];
 const NEEDS_PRIORITY = new Set(["MX", "SRV"]);
+const ZONE_EVENTS = ["dnsZoneCreated", "dnsZoneUpdated", "dnsZoneDeleted", "dnsRecordAdded",
+  "dnsRecordUpdated", "dnsRecordDeleted"];
 
 function recordBody(form) {
   const body = { name: form.name.trim() || "@", type: form.type, data: form.data.trim() };
@@ -180,8 +192,9 @@ function ImportZone({ zone, onImported }) {
   </form>`;
 }
 
-function ZoneView({ name, onDeleted }) {
+function ZoneView({ name, onDeleted, live }) {
   const zone = useApi(() => api.get(`/api/dns/zones/${encodeURIComponent(name)}`), [name]);
+  useLiveReload(live, ZONE_EVENTS, zone.reload);
   const [error, setError] = useState(null);
 
   async function exportZone() {
@@ -284,8 +297,9 @@ function CreateZone({ onCreated }) {
   </form>`;
 }
 
-export function Dns({ params }) {
+export function Dns({ params, live }) {
   const zones = useApi(() => api.get("/api/dns/zones"));
+  useLiveReload(live, ZONE_EVENTS, zones.reload);
   const selected = params[0] || null;
   const select = (name) => {
     location.hash = name ? `#/dns/${encodeURIComponent(name)}` : "#/dns";
@@ -312,7 +326,7 @@ export function Dns({ params }) {
           </nav>
           <div class="main-column">
             ${selected
-              ? html`<${ZoneView} key=${selected} name=${selected} onDeleted=${() => {
+              ? html`<${ZoneView} key=${selected} name=${selected} live=${live} onDeleted=${() => {
                   zones.reload();
                   select(null);
                 }} />`

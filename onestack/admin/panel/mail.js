@@ -12,12 +12,15 @@ import {
   formatBytes,
   formatDate,
   useApi,
+  useLiveReload,
 } from "./ui.js";
 import { frameDocument, sanitizeMessageHtml } from "./sanitize.js";
 
 const FOLDERS = ["inbox", "sent", "drafts", "trash", "junk", "archive"];
 const PAGE_SIZE = 25;
 const MIB = 1024 * 1024;
+const MAIL_EVENTS = ["mailboxCreated", "mailboxUpdated", "mailboxDeleted", "emailSent",
+  "emailReceived", "messageUpdated", "messageDeleted"];
 
 function QuotaBar({ used, quota }) {
   const percent = quota ? Math.min(100, Math.round((100 * (used || 0)) / quota)) : 0;
@@ -155,7 +158,7 @@ function MessageView({ id, onChanged, onClose }) {
   </article>`;
 }
 
-function MessageList({ mailbox }) {
+function MessageList({ mailbox, live }) {
   const [folder, setFolder] = useState("inbox");
   const [unreadOnly, setUnreadOnly] = useState(false);
   const [offset, setOffset] = useState(0);
@@ -167,6 +170,7 @@ function MessageList({ mailbox }) {
       }),
     [mailbox, folder, unreadOnly, offset],
   );
+  useLiveReload(live, MAIL_EVENTS, messages.reload);
 
   return html`<section class="messages" aria-labelledby="messages-title">
     <h2 id="messages-title">Messages of ${mailbox}</h2>
@@ -281,9 +285,11 @@ function Compose({ mailboxes }) {
   </form>`;
 }
 
-export function Mail({ params }) {
+export function Mail({ params, live }) {
   const mailboxes = useApi(() => api.get("/api/mailboxes"));
   const stats = useApi(() => api.get("/api/email/stats"));
+  useLiveReload(live, MAIL_EVENTS, mailboxes.reload);
+  useLiveReload(live, MAIL_EVENTS, stats.reload);
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState(null);
   const [created, setCreated] = useState(null);
@@ -363,7 +369,7 @@ export function Mail({ params }) {
         </tbody>
       </table></div>
     </section>
-    ${selected ? html`<${MessageList} key=${selected} mailbox=${selected} />` : null}
+    ${selected ? html`<${MessageList} key=${selected} mailbox=${selected} live=${live} />` : null}
     <${Compose} mailboxes=${list} />
     ${stats.error && !stats.error.unavailable ? html`<p class="hint">${errorText(stats.error)}</p>` : null}
   </div>`;

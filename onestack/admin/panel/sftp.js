@@ -2,7 +2,7 @@
 
 import { useState } from "./vendor/hooks.module.js";
 import { api, fieldErrors } from "./api.js";
-import { html, Checkbox, ConfirmButton, ErrorBox, Field, TextInput, useApi } from "./ui.js";
+import { html, Checkbox, ConfirmButton, ErrorBox, Field, TextInput, useApi, useLiveReload } from "./ui.js";
 
 function keyLines(text) {
   return text
@@ -72,8 +72,11 @@ function SshUserForm({ user, vhosts, onSaved, onCancel }) {
   </form>`;
 }
 
-export function Sftp() {
+const SSH_EVENTS = ["sshUserCreated", "sshUserUpdated", "sshUserDeleted"];
+
+export function Sftp({ live }) {
   const users = useApi(() => api.get("/api/ssh/users"));
+  useLiveReload(live, SSH_EVENTS, users.reload);
   const vhosts = useApi(() => api.get("/api/vhosts"));
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState(null);

@@ -13,6 +13,7 @@ import {
   formatDate,
   splitList,
   useApi,
+  useLiveReload,
 } from "./ui.js";
 
 const EMPTY = { domain: "", aliases: "", documentRoot: "", enabled: true, ssl: false, redirectToHttps: false };
@@ -194,8 +195,11 @@ function VhostDetails({ vhost, onChanged }) {
   </div>`;
 }
 
-export function Sites({ params }) {
+const VHOST_EVENTS = ["vhostCreated", "vhostUpdated", "vhostDeleted", "certificateIssued"];
+
+export function Sites({ params, live }) {
   const vhosts = useApi(() => api.get("/api/vhosts"));
+  useLiveReload(live, VHOST_EVENTS, vhosts.reload);
   const [creating, setCreating] = useState(false);
   const [openId, setOpenId] = useState(params[0] || null);
   const [created, setCreated] = useState(null);

@@ -29,6 +29,26 @@ export function useApi(load, deps = []) {
   return { ...state, reload };
 }
 
+// Call ``reload`` when the event feed reports one of ``types``, so a page
+// shows changes made elsewhere (another tab, a mail client, the API).
+export function useLiveReload(live, types, reload) {
+  const subscribe = live ? live.subscribe : null;
+  useEffect(() => {
+    if (!subscribe) return undefined;
+    let timer = null;
+    const unsubscribe = subscribe((event) => {
+      if (!types.includes(event.type)) return;
+      // A burst of events (an import, a queue run) causes one reload.
+      clearTimeout(timer);
+      timer = setTimeout(reload, 300);
+    });
+    return () => {
+      clearTimeout(timer);
+      unsubscribe();
+    };
+  }, [subscribe, reload]);
+}
+
 export function ErrorBox({ error, what }) {
   if (!error) return null;
   if (error instanceof ApiError && error.unavailable && what) {
