@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from "./vendor/hooks.module.js";
 import uPlot from "./vendor/uPlot.esm.js";
 import { api, errorText } from "./api.js";
-import { html, ErrorBox, formatBytes, formatDuration, formatDate } from "./ui.js";
+import { html, ErrorBox, formatBytes, formatDuration } from "./ui.js";
 
 const HOUR = 3600;
 
@@ -80,7 +80,11 @@ function Chart({ title, series, color, unavailable }) {
       width: Math.max(240, element.clientWidth),
       height: 160,
       legend: { show: false },
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      scales: {
+        // Always the last hour, so a few points do not stretch over years.
+        x: { time: true, range: () => [Date.now() / 1000 - HOUR, Date.now() / 1000] },
+        y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] },
+      },
       axes: [{}, { size: 48 }],
       series: [{}, { label: title, stroke: color, width: 2, spanGaps: false }],
     };
