@@ -13,7 +13,7 @@ ZONE = "panel-zone.test"
 
 
 def dig(server: Any, name: str, rdtype: str) -> str:
-    """Return dig's short answer from the server's dns module."""
+    """Return dig's short output for a query to the server's dns module."""
     result = subprocess.run(
         [
             "dig",

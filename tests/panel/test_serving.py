@@ -119,7 +119,7 @@ def test_panel_rejects_other_methods(server) -> None:
 
 def test_websocket_upgrade_is_not_the_index(server) -> None:
     # A WebSocket upgrade on / belongs to the event feed, never to the panel
-    # route: the answer is 101 (feed present) or a refusal, not index.html.
+    # route: the response is 101 (feed present) or a refusal, not index.html.
     headers = {
         "Connection": "Upgrade",
         "Upgrade": "websocket",

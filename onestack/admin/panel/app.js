@@ -144,7 +144,7 @@ function Shell({ onLogout, defaultPassword, onPasswordChanged }) {
   useEffect(() => {
     const client = new EventFeed(
       (event) => {
-        // The feed lists what happened; status ticks and the login answer are not events.
+        // The feed lists what happened; status ticks and the login reply are not events.
         if (event.type !== "status" && event.type !== "auth") {
           setEvents((previous) => [{ ...event, at: new Date() }, ...previous].slice(0, 100));
         }

@@ -16,9 +16,10 @@ const history = {
   previous: null,
 };
 
-// Cumulative counters from one status event. The status event's own
-// "counters" object is used when the server sends one; otherwise HTTP comes
-// from the vhosts' stats and mail from the email stats, and DNS has no source.
+// Read the cumulative counters behind the charts. A status event's own
+// "counters" object is used when the server sends one. Without it, HTTP
+// comes from the vhosts' stats and mail from the email stats, and DNS has
+// no source.
 async function readCounters(status) {
   const counters = status && status.counters;
   if (counters && typeof counters === "object") {

@@ -186,7 +186,7 @@ function ImportZone({ zone, onImported }) {
           if (file) setText(await file.text());
         }} />`}
     <//>
-    <${ErrorBox} error=${error} what="Zone import" />
+    <${ErrorBox} error=${error} feature="Zone import" />
     ${result ? html`<p class="notice" role="status">${result.recordsImported} records imported.</p>` : null}
     <div class="buttons"><button type="submit" disabled=${!text.trim()}>Import zone file</button></div>
   </form>`;
@@ -225,7 +225,7 @@ function ZoneView({ name, onDeleted, live }) {
     }
   }
 
-  if (zone.error) return html`<${ErrorBox} error=${zone.error} what="This zone" />`;
+  if (zone.error) return html`<${ErrorBox} error=${zone.error} feature="This zone" />`;
   if (!zone.data) return html`<p>Loading…</p>`;
   const soa = zone.data.soa || {};
   const records = zone.data.records || [];
@@ -307,7 +307,7 @@ export function Dns({ params, live }) {
 
   return html`<div class="page dns">
     <h1>DNS</h1>
-    <${ErrorBox} error=${zones.error} what="DNS" />
+    <${ErrorBox} error=${zones.error} feature="DNS" />
     ${zones.data
       ? html`<div class="split">
           <nav class="side" aria-label="Zones">

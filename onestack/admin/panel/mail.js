@@ -119,7 +119,7 @@ function MessageView({ id, onChanged, onClose }) {
     }
   }
 
-  if (message.error) return html`<${ErrorBox} error=${message.error} what="This message" />`;
+  if (message.error) return html`<${ErrorBox} error=${message.error} feature="This message" />`;
   if (!message.data) return html`<p>Loading message…</p>`;
   const data = message.data;
   const sanitized = data.html ? sanitizeMessageHtml(data.html) : null;
@@ -191,7 +191,7 @@ function MessageList({ mailbox, live }) {
       }} />
       <button type="button" class="secondary" onClick=${messages.reload}>Refresh</button>
     </div>
-    <${ErrorBox} error=${messages.error} what="Messages" />
+    <${ErrorBox} error=${messages.error} feature="Messages" />
     ${messages.data
       ? html`<div class="table-wrap"><table class="message-list">
           <thead><tr><th scope="col">From</th><th scope="col">Subject</th><th scope="col">Date</th>
@@ -279,7 +279,7 @@ function Compose({ mailboxes }) {
       ${(id) => html`<textarea id=${id} name="compose-html" rows="3" class="mono" value=${form.html}
         onInput=${(event) => set("html")(event.currentTarget.value)}></textarea>`}
     <//>
-    <${ErrorBox} error=${error} what="Sending" />
+    <${ErrorBox} error=${error} feature="Sending" />
     ${sent ? html`<p class="notice" role="status">Message sent${sent.messageId ? ` (${sent.messageId})` : ""}.</p>` : null}
     <div class="buttons"><button type="submit">Send</button></div>
   </form>`;
@@ -310,7 +310,7 @@ export function Mail({ params, live }) {
 
   if (mailboxes.error) {
     return html`<div class="page mail"><h1>Mail</h1>
-      <${ErrorBox} error=${mailboxes.error} what="Mail" /></div>`;
+      <${ErrorBox} error=${mailboxes.error} feature="Mail" /></div>`;
   }
   const list = mailboxes.data || [];
   return html`<div class="page mail">

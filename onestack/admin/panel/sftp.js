@@ -100,7 +100,7 @@ export function Sftp({ live }) {
 
   if (users.error) {
     return html`<div class="page sftp"><h1>SFTP users</h1>
-      <${ErrorBox} error=${users.error} what="SFTP accounts" /></div>`;
+      <${ErrorBox} error=${users.error} feature="SFTP accounts" /></div>`;
   }
   return html`<div class="page sftp">
     <h1>SFTP users</h1>

@@ -110,7 +110,7 @@ function CertificateUpload({ vhost, onSaved }) {
       ${(id) => html`<textarea id=${id} rows="4" value=${privateKey} autocomplete="off"
         onInput=${(event) => setPrivateKey(event.currentTarget.value)}></textarea>`}
     <//>
-    <${ErrorBox} error=${error} what="Certificate upload" />
+    <${ErrorBox} error=${error} feature="Certificate upload" />
     ${done ? html`<p class="notice" role="status">Certificate stored.</p>` : null}
     <div class="buttons"><button type="submit">Upload certificate</button></div>
   </form>`;
@@ -124,7 +124,7 @@ function VhostDetails({ vhost, onChanged }) {
     () => (vhost.ssl ? api.get(`/api/vhosts/${vhost.id}/certificate`) : Promise.resolve(null)),
     [vhost.id, vhost.ssl],
   );
-  const shown = certificate.data || vhost.certificate;
+  const displayedCertificate = certificate.data || vhost.certificate;
 
   async function renew() {
     setError(null);
@@ -170,9 +170,9 @@ function VhostDetails({ vhost, onChanged }) {
       <dt>Aliases</dt><dd>${(vhost.aliases || []).join(", ") || "none"}</dd>
       <dt>HTTPS</dt><dd>${vhost.ssl ? "on" : "off"}${vhost.redirectToHttps ? ", HTTP redirects to HTTPS" : ""}</dd>
       ${vhost.ssl
-        ? html`<dt>Certificate</dt><dd>${shown
-            ? html`${shown.source || "unknown source"}, for ${(shown.names || []).join(", ") || "–"},
-                valid until ${formatDate(shown.notAfter)}`
+        ? html`<dt>Certificate</dt><dd>${displayedCertificate
+            ? html`${displayedCertificate.source || "unknown source"}, for ${(displayedCertificate.names || []).join(", ") || "–"},
+                valid until ${formatDate(displayedCertificate.notAfter)}`
             : certificate.error && certificate.error.status !== 404
               ? errorText(certificate.error)
               : "none yet"}</dd>`
@@ -206,7 +206,7 @@ export function Sites({ params, live }) {
 
   return html`<div class="page sites">
     <h1>Sites</h1>
-    <${ErrorBox} error=${vhosts.error} what="Virtual hosts" />
+    <${ErrorBox} error=${vhosts.error} feature="Virtual hosts" />
     ${vhosts.error && vhosts.error.unavailable
       ? null
       : html`<div class="buttons">

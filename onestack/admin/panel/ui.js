@@ -49,11 +49,11 @@ export function useLiveReload(live, types, reload) {
   }, [subscribe, reload]);
 }
 
-export function ErrorBox({ error, what }) {
+export function ErrorBox({ error, feature }) {
   if (!error) return null;
-  if (error instanceof ApiError && error.unavailable && what) {
+  if (error instanceof ApiError && error.unavailable && feature) {
     return html`<p class="notice unavailable" role="status">
-      ${what} is not available in this version of the server.
+      ${feature} is not available in this version of the server.
     </p>`;
   }
   return html`<p class="error" role="alert">${errorText(error)}</p>`;
