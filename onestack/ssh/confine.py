@@ -102,8 +102,8 @@ def openat2(dir_fd: int, path: bytes, flags: int, mode: int = 0) -> int:
         if code == errno.EXDEV:
             raise OutsideRootError(path)
         if code == errno.EAGAIN:
-            # RESOLVE_BENEATH returns EAGAIN when a concurrent rename might
-            # have let ".." escape; retrying is what the kernel asks for.
+            # RESOLVE_BENEATH fails with EAGAIN when a concurrent rename might
+            # have let ".." escape, and openat2(2) documents a retry for it.
             continue
         raise OSError(code, os.strerror(code))
 

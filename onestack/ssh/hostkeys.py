@@ -28,8 +28,8 @@ def load_host_keys(data_dir: Path) -> list[asyncssh.SSHKey]:
     """Return the host keys, generating any that do not exist yet.
 
     Several worker processes may start at once. Each writes a new key to its
-    own temporary file and hard-links it to the final name; ``link`` fails
-    when the name exists, so exactly one key wins and every process then
+    own temporary file and hard-links it to the final name. ``link`` fails
+    when the name exists, so exactly one key wins, and every process then
     reads that one.
     """
     directory = host_key_dir(data_dir)

@@ -35,6 +35,7 @@ from onestack.throttle import LoginThrottle
 logger = logging.getLogger(__name__)
 
 _connection_ids = itertools.count(1)
+STOP_TIMEOUT = 10.0  # seconds stop() waits for open connections to close
 
 # Verified against when a username is unknown, so that a failed login costs
 # the same time whether or not the account exists.
@@ -59,6 +60,7 @@ class SftpConnection(asyncssh.SSHServer):
         self.login: SshLogin | None = None
         self.auth_method = ""
         self.last_activity = time.monotonic()
+        self.lost = False
         self._idle_task: asyncio.Task[None] | None = None
 
     @property
@@ -67,13 +69,16 @@ class SftpConnection(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
+        self.module.connections.add(self)
         peer = conn.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
         logger.debug("[conn=%s] connection from %s", self.id, self.peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
         if self._idle_task is not None:
             self._idle_task.cancel()
+        self.module.connections.discard(self)
         self.module.unregister(self)
 
     def touch(self) -> None:
@@ -118,8 +123,11 @@ class SftpConnection(asyncssh.SSHServer):
 
     async def auth_completed(self) -> None:
         assert self.login is not None
-        await self.module.throttle.record_success(self.throttle_key)
+        if self.lost:
+            return
         self.module.register(self)
+        self.touch()
+        self._idle_task = asyncio.create_task(self._close_when_idle())
         logger.info(
             "[conn=%s] login %s from %s (%s)",
             self.id,
@@ -127,8 +135,7 @@ class SftpConnection(asyncssh.SSHServer):
             self.peer,
             self.auth_method,
         )
-        self.touch()
-        self._idle_task = asyncio.create_task(self._close_when_idle())
+        await self.module.throttle.record_success(self.throttle_key)
 
     async def _is_blocked(self) -> bool:
         retry_after = await self.module.throttle.retry_after(self.throttle_key)
@@ -180,7 +187,7 @@ class SftpConnection(asyncssh.SSHServer):
                 "[conn=%s] login %s rejected: %d sessions open (limit %d)",
                 self.id,
                 username,
-                limit,
+                self.module.session_count(username),
                 limit,
             )
             return False
@@ -225,6 +232,8 @@ class SshModule(Module):
         self.throttle = LoginThrottle(context.store)
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._sessions: dict[str, set[SftpConnection]] = defaultdict(set)
+        # Every open connection, authenticated or not, so stop() can close them.
+        self.connections: set[SftpConnection] = set()
 
     async def start(self) -> None:
         host_keys = await asyncio.to_thread(load_host_keys, self.context.data_dir)
@@ -248,9 +257,16 @@ class SshModule(Module):
         if acceptor is None:
             return
         acceptor.close()
-        for connections in list(self._sessions.values()):
-            for connection in list(connections):
-                connection.close()
+        open_connections = [c.conn for c in self.connections if c.conn is not None]
+        for conn in open_connections:
+            conn.close()
+        # Wait for the connections' own tasks (a login still writing to the
+        # store, for example) so none outlives the module.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                asyncio.gather(*(conn.wait_closed() for conn in open_connections)),
+                STOP_TIMEOUT,
+            )
         with contextlib.suppress(Exception):
             await acceptor.wait_closed()
         logger.info("sftp listener on port %d closed", self.config.port)

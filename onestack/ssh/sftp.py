@@ -1,11 +1,11 @@
 """The SFTP file operations of one session, confined to one document root.
 
-asyncssh decodes the SFTP version 3 packets and calls these methods; every
+asyncssh decodes the SFTP version 3 packets and calls these methods. Every
 path goes through ``DocumentRoot`` (see ``confine``), never through
-asyncssh's own path mapping, which follows symlinks that point outside.
+asyncssh's own path mapping, because that follows symlinks pointing outside.
 ``OSError`` leaves as its SFTP status (ENOENT is NO_SUCH_FILE, EACCES is
 PERMISSION_DENIED, ...) in asyncssh's one place for that; anything else is
-our bug, logged here and answered FAILURE without its text.
+our bug, logged here and returned as FAILURE without its text.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def sftp_operation(method: F) -> F:
-    """Pass OSError and SFTPError on; log anything else and answer FAILURE."""
+    """Pass OSError and SFTPError on; log anything else and return FAILURE."""
 
     @functools.wraps(method)
     def wrapper(self: ConfinedSFTPServer, *args: Any) -> Any:
@@ -106,7 +106,7 @@ class DirectoryListing:
 
 
 class SessionLimits:
-    """What a session may hold, and the activity clock for the idle timeout."""
+    """Limits of one session, and the activity clock for its idle timeout."""
 
     def __init__(self, connection_id: str, max_handles: int, touch: Callable[[], None]):
         self.connection_id = connection_id
@@ -128,7 +128,8 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
         self.session = session
         self._files: set[OpenFile] = set()
         # Directory handles live in asyncssh's table until the client closes
-        # them; a weak set sees them go without a close callback.
+        # them. asyncssh has no close callback for them, so a weak set drops
+        # each one when asyncssh releases it.
         self._listings: weakref.WeakSet[DirectoryListing] = weakref.WeakSet()
 
     # --- handles -------------------------------------------------------------
@@ -344,12 +345,27 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
     @sftp_operation
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
         with self._parent(oldpath) as old, self._parent(newpath) as new:
+            self._check_moved_symlink(old, new)
             renameat2_noreplace(old.dir_fd, old.name, new.dir_fd, new.name)
 
     @sftp_operation
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
         with self._parent(oldpath) as old, self._parent(newpath) as new:
+            self._check_moved_symlink(old, new)
             os.rename(old.name, new.name, src_dir_fd=old.dir_fd, dst_dir_fd=new.dir_fd)
+
+    def _check_moved_symlink(self, old: ParentEntry, new: ParentEntry) -> None:
+        """Reject moving a symlink where its relative target would lead outside.
+
+        NOTE: only a symlink moved by itself is checked. Relative symlinks
+        inside a moved directory are not, so they may end up pointing outside
+        the root; SFTP never follows them there, and the http module checks
+        every resolved path against the root itself.
+        """
+        info = os.stat(old.name, dir_fd=old.dir_fd, follow_symlinks=False)
+        if stat.S_ISLNK(info.st_mode):
+            target = os.readlink(old.name, dir_fd=old.dir_fd)
+            self.root.check_symlink_target(new.dir_fd, os.fsencode(target))
 
     @sftp_operation
     def readlink(self, path: bytes) -> bytes:
@@ -365,6 +381,7 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
     @sftp_operation
     def link(self, oldpath: bytes, newpath: bytes) -> None:
         with self._parent(oldpath) as old, self._parent(newpath) as new:
+            self._check_moved_symlink(old, new)
             os.link(
                 old.name,
                 new.name,

@@ -125,3 +125,13 @@ def test_put_module_config_needs_object(shared_server: Server) -> None:
     response = shared_server.api("PUT", "/api/modules/dns/config", json=[1])
     assert response.status_code == 400
     assert response.json()["code"] == "INVALID_REQUEST"
+
+
+def test_ssh_module_shows_host_key_fingerprints(server: Server) -> None:
+    response = server.api("GET", "/api/modules/ssh")
+    assert response.status_code == 200
+    host_keys = response.json()["hostKeys"]
+    assert set(host_keys) == {"ssh-ed25519", "ssh-rsa"}
+    assert all(value.startswith("SHA256:") for value in host_keys.values())
+    again = server.api("GET", "/api/modules/ssh").json()["hostKeys"]
+    assert again == host_keys

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import subprocess
@@ -14,23 +13,20 @@ from typing import Any
 import pytest
 
 from onestack.events import socket_path
-from onestack.store import Store
-from tests.ssh.conftest import insert_vhost, make_key, ssh_options
+from tests.ssh.conftest import make_key, ssh_options
 from tests.support import Server, run_server
 
 
 def add_vhost(server: Server, vhost_id: int, root: Path) -> None:
-    """Insert a vhost row into the server's SQLite store."""
+    """Create a vhost through the vhosts API; the tests refer to it by ``vhost_id``."""
     root.mkdir(parents=True, exist_ok=True)
-
-    async def insert() -> None:
-        store = Store(f"sqlite+aiosqlite:///{server.data_dir / 'onestack.db'}")
-        try:
-            await insert_vhost(store, vhost_id, f"site{vhost_id}.example", root)
-        finally:
-            await store.close()
-
-    asyncio.run(insert())
+    response = server.api(
+        "POST",
+        "/api/vhosts",
+        json={"domain": f"site{vhost_id}.example", "documentRoot": str(root)},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["id"] == vhost_id
 
 
 @pytest.fixture(scope="module")

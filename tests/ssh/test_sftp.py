@@ -166,6 +166,19 @@ class TestEscapes:
             assert stat.S_IMODE(canary.stat().st_mode) == 0o644, batch
         assert sorted(os.listdir("/etc")) == etc_before
 
+    async def test_symlink_moved_where_it_leads_out(
+        self, site: Site, canary: Path
+    ) -> None:
+        # From d/, ../local.txt is inside the root, but from the root it is not.
+        result = await run_sftp(
+            site, "put local.txt\nmkdir d\nsymlink ../local.txt d/l\nrename d/l l\n"
+        )
+
+        assert result.returncode != 0
+        assert "rename d/l l" in result.stdout
+        assert (site.root / "d" / "l").is_symlink()
+        assert not (site.root / "l").is_symlink()
+
     async def test_listing_through_link_out_shows_nothing(
         self, site: Site, canary: Path
     ) -> None:

@@ -19,6 +19,7 @@ from onestack.admin.errors import OPERATION_FAILED, ApiError, not_found
 from onestack.admin.routers.config import apply, invalid_config
 from onestack.config import ConfigError
 from onestack.modules import MODULE_NAMES
+from onestack.ssh.hostkeys import host_key_fingerprints
 from onestack.supervisor import ModuleError
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,14 @@ async def get_module(
     name: str, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     _check_name(name)
-    return {"name": name, **state.supervisor.module_status(name)}
+    answer = {"name": name, **state.supervisor.module_status(name)}
+    if name == "ssh":
+        # Users compare these with what their SFTP client shows on first
+        # connect. Reading them creates the keys once if no worker has yet.
+        answer["hostKeys"] = await asyncio.to_thread(
+            host_key_fingerprints, state.data_dir
+        )
+    return answer
 
 
 @router.post("/modules/{name}/start")
