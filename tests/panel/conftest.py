@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from onestack.modules import REGISTRY
 from tests.support import ROOT, Server, run_server
@@ -29,6 +30,10 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP *.test 127.0.0.1",
 ]
 PHONE = {"width": 390, "height": 844}
+
+# Saving config restarts changed modules, which takes seconds on a busy
+# machine: wait longer than Playwright's 5 s default for the page to update.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")
