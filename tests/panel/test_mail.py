@@ -120,9 +120,13 @@ def test_mail_folders_and_unread_filter(page: Any, panel_server: Any) -> None:
     page.get_by_label("Move to").select_option("archive")
     page.get_by_role("button", name="Move", exact=True).click()
     expect(page.get_by_role("link", name="First note")).to_have_count(0)
-    page.get_by_role("tab", name="archive").click()
+    page.get_by_role("group", name="Folders").get_by_role(
+        "button", name="archive"
+    ).click()
     expect(page.get_by_role("link", name="First note")).to_be_visible()
-    page.get_by_role("tab", name="inbox").click()
+    page.get_by_role("group", name="Folders").get_by_role(
+        "button", name="inbox"
+    ).click()
     page.get_by_label("Unread only").check()
 
     expect(page.get_by_role("link", name="Second note")).to_be_visible()

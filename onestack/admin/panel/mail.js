@@ -175,9 +175,9 @@ function MessageList({ mailbox, live }) {
   return html`<section class="messages" aria-labelledby="messages-title">
     <h2 id="messages-title">Messages of ${mailbox}</h2>
     <div class="toolbar">
-      <div role="tablist" aria-label="Folders" class="folders">
+      <div role="group" aria-label="Folders" class="folders">
         ${FOLDERS.map(
-          (name) => html`<button type="button" role="tab" aria-selected=${name === folder}
+          (name) => html`<button type="button" aria-pressed=${name === folder}
             onClick=${() => {
               setFolder(name);
               setOffset(0);
