@@ -51,18 +51,35 @@ def browser() -> Iterator[Any]:
 
 
 class PageErrors:
-    """JavaScript exceptions and console errors seen by one page."""
+    """JavaScript exceptions, console errors and unauthenticated API calls."""
 
     def __init__(self, page: Any) -> None:
         self.exceptions: list[str] = []
         self.console: list[str] = []
+        self.anonymous_api_calls: list[str] = []
         page.on("pageerror", lambda error: self.exceptions.append(str(error)))
-        page.on(
-            "console",
-            lambda message: (
-                self.console.append(message.text) if message.type == "error" else None
-            ),
-        )
+        page.on("console", self._check_console)
+        page.on("request", self._check_request)
+
+    def _check_console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        # A message frame reporting what its policy blocked is the defence
+        # working, not the panel breaking its own policy. So is DOMPurify,
+        # which parses a message (with its style attributes) in an inert
+        # document under the panel's policy.
+        url = message.location.get("url", "")
+        if url == "about:srcdoc" or url.endswith("/vendor/purify.es.mjs"):
+            return
+        self.console.append(f"{message.location.get('url')}: {message.text}")
+
+    def _check_request(self, request: Any) -> None:
+        path = request.url.split("://", 1)[-1].partition("/")[2]
+        if path.startswith("api/") and "authorization" not in request.headers:
+            self.anonymous_api_calls.append(request.url)
+
+    def policy_violations(self) -> list[str]:
+        return [text for text in self.console if "Content Security Policy" in text]
 
 
 @pytest.fixture
@@ -73,6 +90,9 @@ def page(browser: Any) -> Iterator[Any]:
     yield opened
     context.close()
     assert opened.errors.exceptions == [], "JavaScript exceptions in the panel"
+    assert opened.errors.anonymous_api_calls == [], "API calls without credentials"
+    violations = sorted(set(opened.errors.policy_violations()))
+    assert violations == [], "the panel broke its own CSP"
 
 
 def screenshot(page: Any, name: str) -> Path:
