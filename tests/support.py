@@ -127,11 +127,13 @@ def default_test_config() -> dict[str, Any]:
                 "port": free_port(),
                 "workers": 1,
             },
+            # ACME stays off unless a test points it at its own Pebble.
             "https": {
                 "enabled": False,
                 "host": "127.0.0.1",
                 "port": free_port(),
                 "workers": 1,
+                "acme": {"enabled": False},
             },
             "dns": {
                 "enabled": False,
@@ -143,7 +145,9 @@ def default_test_config() -> dict[str, Any]:
                 "enabled": False,
                 "host": "127.0.0.1",
                 "workers": 1,
-                "smtp": {"port": free_port()},
+                # MX lookups go to a closed loopback port, so no test can
+                # query the system resolver by accident.
+                "smtp": {"port": free_port(), "dnsResolver": f"127.0.0.1:{free_port()}"},
                 "imap": {"port": free_port()},
             },
             "ssh": {

@@ -27,6 +27,16 @@ from onestack.tls.manager import CertificateManager
 logger = logging.getLogger(__name__)
 
 
+def login_policy(config: Config) -> ThrottlePolicy:
+    """Return the failed-login policy of ``server.adminPanel.rateLimit``."""
+    limits = config.server.adminPanel.rateLimit
+    return ThrottlePolicy(
+        delay_after=limits.failedLoginsBeforeDelay,
+        block_after=limits.failedLoginsBeforeBlock,
+        block_seconds=limits.blockSeconds,
+    )
+
+
 @dataclass
 class AdminState:
     """What every admin route works with; one per supervisor process."""
@@ -42,12 +52,7 @@ class AdminState:
     certificate_manager: CertificateManager | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        limits = self.config.server.adminPanel.rateLimit
-        policy = ThrottlePolicy(
-            delay_after=limits.failedLoginsBeforeDelay,
-            block_after=limits.failedLoginsBeforeBlock,
-            block_seconds=limits.blockSeconds,
-        )
+        policy = login_policy(self.config)
         self.authenticator = AdminAuthenticator(LoginThrottle(self.store, policy))
         self.feed = EventFeed(self.hub, self.supervisor.status)
 
@@ -93,6 +98,7 @@ class AdminState:
         async with self._config_lock:
             config_module.save(self.data_dir, new)
             failures = await self.supervisor.apply_config(new)
+            self.authenticator.throttle.policy = login_policy(new)
         await self.hub.publish("configUpdated", new.redacted())
         return failures
 
@@ -120,7 +126,17 @@ async def require_admin(request: Request) -> str:
 
 def create_app(state: AdminState) -> FastAPI:
     from onestack.admin import websocket
-    from onestack.admin.routers import certificates, config, dns, modules, ssh, system, vhosts
+    from onestack.admin.routers import (
+        certificates,
+        config,
+        dns,
+        mailboxes,
+        messages,
+        modules,
+        ssh,
+        system,
+        vhosts,
+    )
 
     # FastAPI's own document routes would be public; these are served below,
     # behind the same authentication as every other route under /api.
@@ -143,11 +159,14 @@ def create_app(state: AdminState) -> FastAPI:
         certificates.router,
         dns.router,
         ssh.router,
+        mailboxes.router,
+        messages.router,
     )
     for router in routers:
         app.include_router(router, dependencies=authenticated)
     # The WebSocket authenticates itself: header, URL or first message.
     app.include_router(websocket.router)
+    websocket.install_log_redaction()
 
     @app.get("/api/openapi.json", include_in_schema=False, dependencies=authenticated)
     async def openapi_document() -> JSONResponse:
@@ -156,8 +175,8 @@ def create_app(state: AdminState) -> FastAPI:
     @app.get("/api/docs", include_in_schema=False, dependencies=authenticated)
     async def openapi_docs() -> HTMLResponse:
         # NOTE: Swagger UI's script and stylesheet load from FastAPI's default
-        # CDN, so the interactive page needs internet access in the browser;
-        # the document itself (/api/openapi.json) does not.
+        # CDN, so this page needs internet access in the browser. The document
+        # at /api/openapi.json does not.
         return get_swagger_ui_html(
             openapi_url="/api/openapi.json", title="OneStack admin API"
         )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
-# RFC 1035 section 2.3.4: at most 63 octets per label, 253 for the name
-# written without its trailing dot.
+# RFC 1035 section 2.3.4: labels of at most 63 octets and names of at most
+# 255 octets on the wire, which is 253 characters of text without the final dot.
 MAX_LABEL_LENGTH = 63
 MAX_NAME_LENGTH = 253
 
@@ -16,7 +16,7 @@ _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 
 
 class InvalidHostname(ValueError):
-    """The value is not a hostname a vhost can answer to; the message says why."""
+    """The value is not a hostname a vhost can serve; the message gives the reason."""
 
 
 def normalize_hostname(value: str) -> str:
@@ -57,7 +57,8 @@ def normalize_hostname(value: str) -> str:
                 f"label {label!r} may contain only letters, digits and inner hyphens"
             )
     # A name whose last label is all digits reads as an IPv4 address to many
-    # resolvers and browsers (RFC 1123 section 2.1 says TLDs are alphabetic).
+    # resolvers and browsers, and RFC 1123 section 2.1 expects top-level
+    # labels to be alphabetic.
     if labels[-1].isdigit():
         raise InvalidHostname(f"{value!r} ends in a numeric label, like an IP address")
     return name

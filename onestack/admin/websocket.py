@@ -16,6 +16,7 @@ import base64
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -100,6 +101,31 @@ class EventFeed:
                 self.broadcast(self.status_message())
             except Exception:
                 logger.exception("building the status message failed")
+
+
+_QUERY_PASSWORD = re.compile(r"(password=)[^&\s\"']*", re.IGNORECASE)
+
+
+class RedactQueryPassword(logging.Filter):
+    """Replace ``password=...`` in log lines with the redacted placeholder.
+
+    uvicorn logs each WebSocket request line with its query string, which is
+    where clients put ``?username=...&password=...``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "password=" in message.lower():
+            record.msg = _QUERY_PASSWORD.sub(r"\1********", message)
+            record.args = None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Attach RedactQueryPassword to uvicorn's logger, once."""
+    uvicorn_logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, RedactQueryPassword) for f in uvicorn_logger.filters):
+        uvicorn_logger.addFilter(RedactQueryPassword())
 
 
 def _basic_header(username: str, password: str) -> str:

@@ -108,7 +108,9 @@ class CompiledZone:
                     break
                 name = name.parent()
         self.cuts = {
-            name for name, node in self.nodes.items() if NS in node and name != self.origin
+            name
+            for name, node in self.nodes.items()
+            if NS in node and name != self.origin
         }
 
     def _add(self, zone: ZoneData, record: Record) -> None:
@@ -149,7 +151,9 @@ class CompiledZone:
             name = name.parent()
         return found
 
-    def _closest_wildcard(self, name: dns.name.Name) -> dict[int, dns.rrset.RRset] | None:
+    def _closest_wildcard(
+        self, name: dns.name.Name
+    ) -> dict[int, dns.rrset.RRset] | None:
         """Return the node of the source of synthesis for ``name`` (RFC 4592 4.1)."""
         encloser = name.parent()
         while encloser not in self.names:
@@ -207,7 +211,10 @@ class CompiledZone:
                     result.rcode = 3
                     result.authority.append(self.negative_soa)
                     return result
-                node = {rdtype: _synthesize(rrset, name) for rdtype, rrset in wildcard.items()}
+                node = {
+                    rdtype: _synthesize(rrset, name)
+                    for rdtype, rrset in wildcard.items()
+                }
 
             if qtype == ANY:
                 # RFC 8482 section 4.2: answer ANY with one rrset of the name.

@@ -38,14 +38,23 @@ NOTIFY_DELAY = 1.0
 
 def zone_data(zone: ZoneRow, zone_records: list[RecordRow]) -> ZoneData:
     soa = Soa(
-        zone.primary_ns, zone.email, zone.serial, zone.refresh, zone.retry,
-        zone.expire, zone.minimum, zone.ttl,
+        zone.primary_ns,
+        zone.email,
+        zone.serial,
+        zone.refresh,
+        zone.retry,
+        zone.expire,
+        zone.minimum,
+        zone.ttl,
     )
     return ZoneData(
         name=zone.name,
         ttl=zone.ttl,
         soa=soa,
-        records=[Record(r.name, r.type, r.data, r.ttl, r.priority, r.id) for r in zone_records],
+        records=[
+            Record(r.name, r.type, r.data, r.ttl, r.priority, r.id)
+            for r in zone_records
+        ],
         allow_transfer=zone.allow_transfer,
         also_notify=zone.also_notify,
     )
@@ -72,13 +81,15 @@ class DnsModule(Module):
     def sends_notify(self) -> bool:
         # One worker sends NOTIFY, so that secondaries get it once: worker 0
         # sends it after it has loaded the change itself. The admin process
-        # does not send it because it knows neither whether the dns module
-        # runs nor when the workers hold the change.
+        # does not send it because it cannot tell whether the dns module runs
+        # or when the workers have loaded the change.
         return self.context.worker_index == 0
 
     async def start(self) -> None:
         await self.reload_all()
-        limits = TcpLimits(self.dns_config.maxTcpConnections, self.dns_config.tcpIdleTimeout)
+        limits = TcpLimits(
+            self.dns_config.maxTcpConnections, self.dns_config.tcpIdleTimeout
+        )
         self.udp, self.tcp = await start_listeners(
             self.responder, self.dns_config.host, self.dns_config.port, limits
         )
@@ -86,7 +97,9 @@ class DnsModule(Module):
             self.context.events.on_reconnect = self.reload_all
         logger.info(
             "dns listening on %s:%d (UDP and TCP), %d zones",
-            self.dns_config.host, self.dns_config.port, len(self.zones.by_name),
+            self.dns_config.host,
+            self.dns_config.port,
+            len(self.zones.by_name),
         )
         if self.sends_notify:
             for zone in self.zones.by_name.values():
@@ -140,14 +153,17 @@ class DnsModule(Module):
                 self.zones.put(compiled)
             self.responder.clear()
         logger.info(
-            "dns zone %s reloaded: %s", name,
+            "dns zone %s reloaded: %s",
+            name,
             f"serial {compiled.serial}" if compiled is not None else "not served",
         )
         if compiled is not None and self.sends_notify:
             if old is None or old.serial != compiled.serial:
                 self._notify(compiled)
 
-    def _compile(self, zone: ZoneRow, zone_records: list[RecordRow]) -> CompiledZone | None:
+    def _compile(
+        self, zone: ZoneRow, zone_records: list[RecordRow]
+    ) -> CompiledZone | None:
         if not zone.enabled:
             return None
         try:
@@ -159,6 +175,8 @@ class DnsModule(Module):
     def _notify(self, zone: CompiledZone) -> None:
         if not zone.also_notify:
             return
-        task = asyncio.get_running_loop().create_task(transfer.notify_all(zone, NOTIFY_DELAY))
+        task = asyncio.get_running_loop().create_task(
+            transfer.notify_all(zone, NOTIFY_DELAY)
+        )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

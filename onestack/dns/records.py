@@ -35,7 +35,7 @@ NAME_TYPES = frozenset({"CNAME", "NS", "PTR", "MX"})
 
 # RFC 2181 section 8: a TTL is an unsigned 31-bit number.
 MAX_TTL = 2**31 - 1
-# RFC 1035 section 3.3.14: a TXT character-string holds at most 255 octets.
+# RFC 1035 section 3.3.14: a TXT character-string is at most 255 octets.
 MAX_TXT_STRING = 255
 # A plain TXT text is split on the wire; this bounds one record's text.
 MAX_TXT_BYTES = 16 * 1024
@@ -53,7 +53,7 @@ class RecordError(ValueError):
 
 
 class DuplicateRecord(RecordError):
-    """The zone already holds exactly this record."""
+    """The zone already contains exactly this record."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,9 @@ def _check_address(rdtype: str, data: str) -> None:
             dns.ipv4.inet_aton(text)
         except dns.exception.DNSException:
             hint = "; use an AAAA record" if ":" in text else ""
-            raise RecordError("data", f"{data!r} is not an IPv4 address{hint}") from None
+            raise RecordError(
+                "data", f"{data!r} is not an IPv4 address{hint}"
+            ) from None
     else:
         try:
             dns.ipv6.inet_aton(text)
@@ -181,14 +183,19 @@ def _plain_txt(data: str) -> dns.rdata.Rdata:
     if len(raw) > MAX_TXT_BYTES:
         raise RecordError("data", f"a TXT text is limited to {MAX_TXT_BYTES} bytes")
     chunks = [raw[i : i + MAX_TXT_STRING] for i in range(0, len(raw), MAX_TXT_STRING)]
-    return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, chunks or [b""])
+    return dns.rdtypes.ANY.TXT.TXT(
+        dns.rdataclass.IN, dns.rdatatype.TXT, chunks or [b""]
+    )
 
 
-def make_rdata(zone: str, rdtype: str, data: str, priority: int | None) -> dns.rdata.Rdata:
+def make_rdata(
+    zone: str, rdtype: str, data: str, priority: int | None
+) -> dns.rdata.Rdata:
     """Validate ``data`` for ``rdtype`` and return its rdata, or raise RecordError."""
     if rdtype not in SUPPORTED_TYPES:
         raise RecordError(
-            "type", f"unsupported record type {rdtype!r}; use one of {', '.join(API_TYPES)}"
+            "type",
+            f"unsupported record type {rdtype!r}; use one of {', '.join(API_TYPES)}",
         )
     _check_priority(rdtype, priority)
     text = data.strip()
@@ -201,7 +208,9 @@ def make_rdata(zone: str, rdtype: str, data: str, priority: int | None) -> dns.r
         return _plain_txt(data)
     elif rdtype in NAME_TYPES:
         if len(text.split()) != 1:
-            raise RecordError("data", f"an {rdtype} record holds one domain name")
+            raise RecordError(
+                "data", f"an {rdtype} record contains exactly one domain name"
+            )
         text = _target(zone, text)
     elif rdtype == "SRV":
         parts = text.split()
@@ -272,29 +281,34 @@ def check_rrset_rules(zone: str, existing: Iterable[Record], new: Record) -> Non
     """Raise when ``new`` cannot join ``existing`` (another id is replaced).
 
     RFC 1034 section 3.6.2 and RFC 2181 section 10.1: a CNAME is alone at
-    its name, so it cannot sit at the apex (which holds SOA and NS) either.
+    its name, so it cannot be at the apex (which contains SOA and NS) either.
     """
     others = [r for r in existing if new.id is None or r.id != new.id]
     if new.type == "CNAME" and new.name == APEX:
         raise RecordError(
-            "name", "a CNAME cannot be at the zone apex, which holds the SOA and NS records"
+            "name",
+            "a CNAME cannot be at the zone apex, which contains the SOA and NS records",
         )
     new_rdata = record_rdata(zone, new)
     for record in others:
         if record.name != new.name:
             continue
         if record.type == new.type and record_rdata(zone, record) == new_rdata:
-            raise DuplicateRecord("data", f"the zone already holds this {new.type} record")
+            raise DuplicateRecord(
+                "data", f"the zone already contains this {new.type} record"
+            )
         if new.type == "CNAME" and record.type != "CNAME":
             raise RecordError(
                 "type",
-                f"{new.name} already holds {record.type} data; a CNAME must be alone at its name",
+                f"{new.name} already has {record.type} data, and a CNAME must be alone at its name",
             )
         if new.type == "CNAME" and record.type == "CNAME":
-            raise RecordError("type", f"{new.name} already holds a CNAME; only one is allowed")
+            raise RecordError(
+                "type", f"{new.name} already has a CNAME, and only one is allowed"
+            )
         if record.type == "CNAME":
             raise RecordError(
-                "type", f"{new.name} holds a CNAME; no other data may sit beside it"
+                "type", f"{new.name} has a CNAME, so no other data may be at that name"
             )
 
 
@@ -317,7 +331,11 @@ def normalize_email(text: str) -> str:
     if "@" in value:
         local, _, domain = value.rpartition("@")
         value = local.replace(".", "\\.") + "." + domain
-    return normalize_hostname("email", value) if "\\" not in value else _escaped_rname(value)
+    return (
+        normalize_hostname("email", value)
+        if "\\" not in value
+        else _escaped_rname(value)
+    )
 
 
 def _escaped_rname(value: str) -> str:

@@ -69,10 +69,16 @@ class Responder:
         self.zones = zones
         self.max_cached = max_cached
         self.cache: dict[CacheKey, Answer] = {}
+        # UDP replies by the query's bytes after its ID. A resolver that
+        # repeats a question in the same case and with the same EDNS options
+        # gets its reply with one lookup. Cleared with ``cache``, never
+        # replaced, so listeners may hold a reference to it.
+        self.exact: dict[bytes, bytes] = {}
         self.transfer: TransferHandler | None = None
 
     def clear(self) -> None:
         self.cache.clear()
+        self.exact.clear()
 
     def respond(self, packet: bytes, peer: str, tcp: bool) -> list[bytes]:
         """Return the response messages for one query packet (none: drop it)."""
@@ -135,8 +141,19 @@ class Responder:
         if answer is None:
             answer = self._build(key)
         wire = answer.full if tcp or len(answer.full) <= limit else answer.truncated
-        flags = bytes(((wire[2] & 0xFE) | (packet[2] & 0x01), (wire[3] & 0xEF) | (packet[3] & 0x10)))
-        return packet[:2] + flags + wire[4:12] + qname + wire[end:]
+        flags = bytes(
+            (
+                (wire[2] & 0xFE) | (packet[2] & 0x01),
+                (wire[3] & 0xEF) | (packet[3] & 0x10),
+            )
+        )
+        reply = packet[:2] + flags + wire[4:12] + qname + wire[end:]
+        if not tcp:
+            exact = self.exact
+            if len(exact) >= self.max_cached:
+                del exact[next(iter(exact))]
+            exact[packet[2:]] = reply[2:]
+        return reply
 
     def _respond_slow(self, packet: bytes, peer: str, tcp: bool) -> list[bytes]:
         try:
@@ -173,14 +190,19 @@ class Responder:
         if edns:
             limit = min(max(query.payload, CLASSIC_UDP_SIZE), EDNS_UDP_SIZE)
         wire = answer.full if tcp or len(answer.full) <= limit else answer.truncated
-        flags = (wire[2] & 0xFE) | (packet[2] & 0x01), (wire[3] & 0xEF) | (packet[3] & 0x10)
+        flags = (
+            (wire[2] & 0xFE) | (packet[2] & 0x01),
+            (wire[3] & 0xEF) | (packet[3] & 0x10),
+        )
         return [packet[:2] + bytes(flags) + wire[4:]]
 
     def _badvers(self, packet: bytes) -> list[bytes]:
         # RFC 6891 section 6.1.3: an unknown EDNS version gets BADVERS with
         # the version we support.
         try:
-            query = dns.message.from_wire(packet, ignore_trailing=True, question_only=True)
+            query = dns.message.from_wire(
+                packet, ignore_trailing=True, question_only=True
+            )
         except (dns.exception.DNSException, ValueError):
             reply = _formerr(packet)
             return [reply] if reply is not None else []
@@ -206,7 +228,9 @@ class Responder:
         response.flags = dns.flags.QR
         response.question = [dns.rrset.RRset(qname, qclass, qtype)]
         if edns:
-            response.use_edns(0, ednsflags=dns.flags.DO if do else 0, payload=EDNS_UDP_SIZE)
+            response.use_edns(
+                0, ednsflags=dns.flags.DO if do else 0, payload=EDNS_UDP_SIZE
+            )
         zone = self.zones.find(qname) if qclass == dns.rdataclass.IN else None
         if zone is None:
             # Not authoritative, and no recursion is offered (RFC 1035 4.3.1).

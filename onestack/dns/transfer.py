@@ -27,7 +27,9 @@ NOTIFY_TIMEOUT = 2.0
 NOTIFY_ATTEMPTS = 3
 
 
-def _response(query: dns.message.Message, rcode: int = dns.rcode.NOERROR) -> dns.message.Message:
+def _response(
+    query: dns.message.Message, rcode: int = dns.rcode.NOERROR
+) -> dns.message.Message:
     response = dns.message.make_response(query)
     response.flags &= ~dns.flags.RA
     response.set_rcode(rcode)
@@ -100,28 +102,38 @@ async def send_notify(zone: CompiledZone, target: str) -> bool:
     """Send NOTIFY for ``zone`` to one secondary (RFC 1996); True when it answered."""
     host, port = parse_target(target)
     message = dns.message.make_query(zone.origin, dns.rdatatype.SOA)
-    message.set_opcode(dns.opcode.NOTIFY)
+    # The opcode lives in the flags word, so it is set after the flags.
     message.flags = dns.flags.AA
+    message.set_opcode(dns.opcode.NOTIFY)
     # RFC 1996 section 3.7: the answer section may carry the new SOA.
     message.answer = [zone.soa]
     for attempt in range(1, NOTIFY_ATTEMPTS + 1):
         try:
-            response = await dns.asyncquery.udp(message, host, timeout=NOTIFY_TIMEOUT, port=port)
+            response = await dns.asyncquery.udp(
+                message, host, timeout=NOTIFY_TIMEOUT, port=port
+            )
         except (dns.exception.Timeout, OSError, dns.exception.DNSException) as exc:
             logger.warning(
                 "NOTIFY %s serial %d to %s failed (attempt %d): %s",
-                zone.name, zone.serial, target, attempt, exc or type(exc).__name__,
+                zone.name,
+                zone.serial,
+                target,
+                attempt,
+                exc or type(exc).__name__,
             )
             continue
         logger.info(
             "NOTIFY %s serial %d to %s: %s",
-            zone.name, zone.serial, target, dns.rcode.to_text(response.rcode()),
+            zone.name,
+            zone.serial,
+            target,
+            dns.rcode.to_text(response.rcode()),
         )
         return response.rcode() == dns.rcode.NOERROR
     return False
 
 
 async def notify_all(zone: CompiledZone, delay: float) -> None:
-    """Wait ``delay`` seconds (so every worker holds the change), then notify."""
+    """Wait ``delay`` seconds (so every worker has loaded the change), then notify."""
     await asyncio.sleep(delay)
     await asyncio.gather(*(send_notify(zone, target) for target in zone.also_notify))

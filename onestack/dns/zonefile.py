@@ -127,7 +127,9 @@ def parse(zone: str, text: str) -> ParsedZone:
     try:
         reader.read()
     except dns.zonefile.UnknownOrigin:
-        raise ZoneFileError(tokenizer.entry_line, "$ORIGIN must be an absolute name") from None
+        raise ZoneFileError(
+            tokenizer.entry_line, "$ORIGIN must be an absolute name"
+        ) from None
     except dns.exception.DNSException as exc:
         message = re.sub(r"^zone:\d+: ", "", str(exc))
         raise ZoneFileError(tokenizer.entry_line, message or "syntax error") from None
@@ -142,7 +144,9 @@ def parse(zone: str, text: str) -> ParsedZone:
         relative = records.relative_text(origin, name)
         if rdtype == "SOA":
             if relative != records.APEX:
-                raise ZoneFileError(line, f"an SOA record belongs at the apex, not at {name}")
+                raise ZoneFileError(
+                    line, f"an SOA record belongs at the apex, not at {name}"
+                )
             if soa is not None:
                 raise ZoneFileError(line, "a zone has exactly one SOA record")
             soa = _soa_from_rdata(rdata, ttl)
@@ -158,7 +162,9 @@ def parse(zone: str, text: str) -> ParsedZone:
         seen.add((relative, rdtype, rdata))
         data, priority = records.presentation(rdata)
         try:
-            record = records.validate_record(zone, relative, rdtype, data, ttl, priority)
+            record = records.validate_record(
+                zone, relative, rdtype, data, ttl, priority
+            )
             records.check_rrset_rules(zone, parsed, record)
         except RecordError as exc:
             raise ZoneFileError(line, f"{name} {rdtype}: {exc.message}") from None

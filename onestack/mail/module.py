@@ -13,15 +13,17 @@ from onestack.events import Event
 from onestack.mail.directory import MailboxDirectory
 from onestack.mail.outbound import OutboundQueue
 from onestack.mail.smtp import SmtpServices, SmtpSession
-from onestack.mail.tlscontext import server_context
 from onestack.modules import Module, WorkerContext
 from onestack.store.mail import GroupCommitter
 from onestack.throttle import LoginThrottle
+from onestack.tls.sni import default_context
 
 logger = logging.getLogger(__name__)
 
 # Admin events after which the mailbox table is read again.
 MAILBOX_EVENTS = frozenset({"mailboxCreated", "mailboxUpdated", "mailboxDeleted"})
+# A certificate was issued, uploaded or deleted: the mail hostname's may change.
+CERTIFICATE_EVENTS = frozenset({"certificateIssued", "certificateDeleted"})
 # Internal event: the admin API queued a message for a remote recipient.
 OUTBOUND_QUEUED = "outboundQueued"
 STOP_TIMEOUT = 5.0
@@ -38,9 +40,9 @@ class EmailModule(Module):
         self.config: EmailConfig = config
         self.directory = MailboxDirectory(context.store)
         self.committer = GroupCommitter(
-            context.store, context.publish, addresses=self.directory.address_of
+            context.store, self._publish, addresses=self.directory.address_of
         )
-        self.queue = OutboundQueue(config.smtp, context.store, context.publish)
+        self.queue = OutboundQueue(config.smtp, context.store, self._publish)
         self.tls_context: ssl.SSLContext | None = None
         self._smtp_server: asyncio.AbstractServer | None = None
         self._imap_server: Any = None
@@ -51,7 +53,7 @@ class EmailModule(Module):
         smtp = self.config.smtp
         await self.directory.reload()
         self.committer.start()
-        self.tls_context = await server_context(
+        self.tls_context = await default_context(
             self.context.store, self.context.data_dir, smtp.hostname
         )
         services = SmtpServices(
@@ -100,10 +102,31 @@ class EmailModule(Module):
         await self.queue.stop()
         await self.committer.stop()
 
+    async def _publish(self, type_: str, data: dict[str, Any]) -> None:
+        """Publish to the bus and to this worker's IMAP sessions.
+
+        The hub relays an event to every process except its sender, so IMAP
+        sessions in this worker hear about this worker's deliveries here.
+        """
+        await self.context.publish(type_, data)
+        if self._imap_server is not None:
+            await self._imap_server.on_event(Event(type=type_, data=data))
+
     async def on_event(self, event: Event) -> None:
+        if self._imap_server is not None:
+            await self._imap_server.on_event(event)
         if event["type"] in MAILBOX_EVENTS:
             await self.directory.reload()
             if event["type"] == "mailboxDeleted":
                 self.committer.forget_folders()
         elif event["type"] == OUTBOUND_QUEUED:
             self.queue.wake()
+        elif event["type"] in CERTIFICATE_EVENTS and self.tls_context is not None:
+            # SMTP and IMAP share this context: reloading it in place gives
+            # both the new certificate from their next STARTTLS on.
+            await default_context(
+                self.context.store,
+                self.context.data_dir,
+                self.config.smtp.hostname,
+                context=self.tls_context,
+            )

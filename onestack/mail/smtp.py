@@ -198,6 +198,8 @@ class DeliveryHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        # NOTE: an authenticated client may use any MAIL FROM address; the
+        # sender is not yet bound to the logged-in mailbox.
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Sender OK"
@@ -364,7 +366,6 @@ class DeliveryHandler:
         await services.throttle.record_success(key)
         session.authenticated = True
         session.auth_data = account.email
-        session.login_data = account.email
         logger.info(
             "smtp %d: %s logged in from %s", server.connection_id, account.email, key
         )

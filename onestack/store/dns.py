@@ -78,16 +78,24 @@ def _record(row: Row[Any]) -> RecordRow:
 
 
 async def _find_zone(conn: AsyncConnection, name: str) -> ZoneRow | None:
-    row = (await conn.execute(select(dns_zones).where(dns_zones.c.name == name))).first()
+    row = (
+        await conn.execute(select(dns_zones).where(dns_zones.c.name == name))
+    ).first()
     return _zone(row) if row is not None else None
 
 
 async def _zone_records(conn: AsyncConnection, zone_id: int) -> list[RecordRow]:
-    query = select(dns_records).where(dns_records.c.zone_id == zone_id).order_by(dns_records.c.id)
+    query = (
+        select(dns_records)
+        .where(dns_records.c.zone_id == zone_id)
+        .order_by(dns_records.c.id)
+    )
     return [_record(row) for row in (await conn.execute(query)).all()]
 
 
-async def _bump(conn: AsyncConnection, zone: ZoneRow, serial: int | None = None) -> ZoneRow:
+async def _bump(
+    conn: AsyncConnection, zone: ZoneRow, serial: int | None = None
+) -> ZoneRow:
     new_serial = serial if serial is not None else next_serial(zone.serial)
     await conn.execute(
         update(dns_zones)
@@ -102,8 +110,15 @@ async def _bump(conn: AsyncConnection, zone: ZoneRow, serial: int | None = None)
 async def list_zones(store: Store) -> list[tuple[ZoneRow, list[RecordRow]]]:
     """Return every zone with its records, by name."""
     async with store.engine.connect() as conn:
-        zones = [_zone(row) for row in (await conn.execute(select(dns_zones).order_by(dns_zones.c.name))).all()]
-        rows = (await conn.execute(select(dns_records).order_by(dns_records.c.id))).all()
+        zones = [
+            _zone(row)
+            for row in (
+                await conn.execute(select(dns_zones).order_by(dns_zones.c.name))
+            ).all()
+        ]
+        rows = (
+            await conn.execute(select(dns_records).order_by(dns_records.c.id))
+        ).all()
     by_zone: dict[int, list[RecordRow]] = {zone.id: [] for zone in zones}
     for row in rows:
         by_zone.setdefault(row.zone_id, []).append(_record(row))
@@ -128,12 +143,18 @@ async def create_zone(
         async with store.engine.begin() as conn:
             result = await conn.execute(
                 insert(dns_zones).values(
-                    name=name, serial=next_serial(0), created_at=now, updated_at=now, **values
+                    name=name,
+                    serial=next_serial(0),
+                    created_at=now,
+                    updated_at=now,
+                    **values,
                 )
             )
             zone_id = result.inserted_primary_key[0]
             if records:
-                await conn.execute(insert(dns_records), [{"zone_id": zone_id, **r} for r in records])
+                await conn.execute(
+                    insert(dns_records), [{"zone_id": zone_id, **r} for r in records]
+                )
             zone = await _find_zone(conn, name)
     except IntegrityError:
         raise ZoneExists(name) from None
@@ -141,14 +162,18 @@ async def create_zone(
     return zone
 
 
-async def update_zone(store: Store, name: str, values: dict[str, Any]) -> ZoneRow | None:
+async def update_zone(
+    store: Store, name: str, values: dict[str, Any]
+) -> ZoneRow | None:
     """Change a zone's settings and bump its serial; None when absent."""
     async with store.engine.begin() as conn:
         zone = await _find_zone(conn, name)
         if zone is None:
             return None
         if values:
-            await conn.execute(update(dns_zones).where(dns_zones.c.id == zone.id).values(**values))
+            await conn.execute(
+                update(dns_zones).where(dns_zones.c.id == zone.id).values(**values)
+            )
             zone = await _find_zone(conn, name)
             assert zone is not None
         return await _bump(conn, zone)
@@ -176,19 +201,27 @@ async def add_record(
         if zone is None:
             return None
         check(zone, await _zone_records(conn, zone.id))
-        result = await conn.execute(insert(dns_records).values(zone_id=zone.id, **values))
+        result = await conn.execute(
+            insert(dns_records).values(zone_id=zone.id, **values)
+        )
         record_id = result.inserted_primary_key[0]
         zone = await _bump(conn, zone)
-        row = (await conn.execute(select(dns_records).where(dns_records.c.id == record_id))).one()
+        row = (
+            await conn.execute(select(dns_records).where(dns_records.c.id == record_id))
+        ).one()
         return zone, _record(row)
 
 
 async def get_record(store: Store, record_id: int) -> tuple[ZoneRow, RecordRow] | None:
     async with store.engine.connect() as conn:
-        row = (await conn.execute(select(dns_records).where(dns_records.c.id == record_id))).first()
+        row = (
+            await conn.execute(select(dns_records).where(dns_records.c.id == record_id))
+        ).first()
         if row is None:
             return None
-        zone_row = (await conn.execute(select(dns_zones).where(dns_zones.c.id == row.zone_id))).one()
+        zone_row = (
+            await conn.execute(select(dns_zones).where(dns_zones.c.id == row.zone_id))
+        ).one()
         return _zone(zone_row), _record(row)
 
 
@@ -199,26 +232,44 @@ async def update_record(
 ) -> tuple[ZoneRow, RecordRow] | None:
     """Replace a record's values with those ``build`` returns (it may raise)."""
     async with store.engine.begin() as conn:
-        row = (await conn.execute(select(dns_records).where(dns_records.c.id == record_id))).first()
+        row = (
+            await conn.execute(select(dns_records).where(dns_records.c.id == record_id))
+        ).first()
         if row is None:
             return None
         record = _record(row)
-        zone_row = (await conn.execute(select(dns_zones).where(dns_zones.c.id == record.zone_id))).one()
+        zone_row = (
+            await conn.execute(
+                select(dns_zones).where(dns_zones.c.id == record.zone_id)
+            )
+        ).one()
         zone = _zone(zone_row)
         values = build(zone, record, await _zone_records(conn, zone.id))
-        await conn.execute(update(dns_records).where(dns_records.c.id == record_id).values(**values))
+        await conn.execute(
+            update(dns_records).where(dns_records.c.id == record_id).values(**values)
+        )
         zone = await _bump(conn, zone)
-        row = (await conn.execute(select(dns_records).where(dns_records.c.id == record_id))).one()
+        row = (
+            await conn.execute(select(dns_records).where(dns_records.c.id == record_id))
+        ).one()
         return zone, _record(row)
 
 
-async def delete_record(store: Store, record_id: int) -> tuple[ZoneRow, RecordRow] | None:
+async def delete_record(
+    store: Store, record_id: int
+) -> tuple[ZoneRow, RecordRow] | None:
     async with store.engine.begin() as conn:
-        row = (await conn.execute(select(dns_records).where(dns_records.c.id == record_id))).first()
+        row = (
+            await conn.execute(select(dns_records).where(dns_records.c.id == record_id))
+        ).first()
         if row is None:
             return None
         record = _record(row)
-        zone_row = (await conn.execute(select(dns_zones).where(dns_zones.c.id == record.zone_id))).one()
+        zone_row = (
+            await conn.execute(
+                select(dns_zones).where(dns_zones.c.id == record.zone_id)
+            )
+        ).one()
         await conn.execute(delete(dns_records).where(dns_records.c.id == record_id))
         return await _bump(conn, _zone(zone_row)), record
 
@@ -243,17 +294,32 @@ async def replace_zone(
         if zone is None:
             await conn.execute(
                 insert(dns_zones).values(
-                    name=name, serial=0, created_at=now, updated_at=now,
+                    name=name,
+                    serial=0,
+                    created_at=now,
+                    updated_at=now,
                     **{**create_values, **soa_values},
                 )
             )
         else:
-            await conn.execute(delete(dns_records).where(dns_records.c.zone_id == zone.id))
+            await conn.execute(
+                delete(dns_records).where(dns_records.c.zone_id == zone.id)
+            )
             if soa_values:
-                await conn.execute(update(dns_zones).where(dns_zones.c.id == zone.id).values(**soa_values))
+                await conn.execute(
+                    update(dns_zones)
+                    .where(dns_zones.c.id == zone.id)
+                    .values(**soa_values)
+                )
         zone = await _find_zone(conn, name)
         assert zone is not None
         if records:
-            await conn.execute(insert(dns_records), [{"zone_id": zone.id, **r} for r in records])
-        serial = file_serial if file_serial is not None and file_serial > zone.serial else None
+            await conn.execute(
+                insert(dns_records), [{"zone_id": zone.id, **r} for r in records]
+            )
+        serial = (
+            file_serial
+            if file_serial is not None and file_serial > zone.serial
+            else None
+        )
         return await _bump(conn, zone, serial), created

@@ -39,8 +39,10 @@ import email.errors
 import email.header
 import email.policy
 import email.utils
+import json
 import logging
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -356,7 +358,7 @@ async def verify_credentials(
 
     The Argon2id check runs in a thread because it takes tens of
     milliseconds. An unknown address still costs one hash check, so the
-    answer time does not tell which addresses exist.
+    response time does not reveal which addresses exist.
     """
     account = await get_account(store, address)
     stored_hash = account.password_hash if account else _DUMMY_HASH
@@ -614,7 +616,7 @@ async def _next_uid(conn: AsyncConnection, folder_id: int) -> tuple[int, int]:
 
 
 async def _bump_message_folder(conn: AsyncConnection, message_id: int) -> int:
-    """Bump the modseq of the folder that holds a message, as the first write.
+    """Bump the modseq of the folder that contains a message, as the first write.
 
     Starting with a write keeps SQLite from failing to upgrade a stale read
     snapshot when another process wrote in between. Returns the new modseq.
@@ -733,6 +735,36 @@ async def deliver(
     return stored
 
 
+async def store_together(
+    store: Store,
+    deliveries: Sequence[Delivery],
+    queued: Sequence[QueuedRecipient] = (),
+    counters_to_add: dict[str, int] | None = None,
+) -> list[StoredMessage]:
+    """Store deliveries, queue entries and counters in one transaction.
+
+    The caller publishes (``publish_received``) after this returns.
+    """
+    async with store.engine.connect() as conn:
+        folders: dict[tuple[int, str], Folder] = {}
+        for delivery in deliveries:
+            key = (delivery.mailbox_id, delivery.folder)
+            if key not in folders:
+                folder = await _get_folder(conn, *key)
+                if folder is None:
+                    raise FolderNotFound(f"folder {delivery.folder} not found")
+                folders[key] = folder
+    stored: list[StoredMessage] = []
+    async with store.engine.begin() as conn:
+        for delivery in deliveries:
+            folder = folders[(delivery.mailbox_id, delivery.folder)]
+            stored.append(await insert_message(conn, folder, delivery))
+        for item in queued:
+            await enqueue(conn, item)
+        await add_counters(conn, counters_to_add or {})
+    return stored
+
+
 async def publish_received(
     publish: Publish, stored: Sequence[StoredMessage], addresses: dict[int, str]
 ) -> None:
@@ -765,10 +797,18 @@ async def list_messages(
     unread_only: bool = False,
     limit: int = 50,
     offset: int = 0,
+    preview_bytes: int = 0,
 ) -> list[StoredMessage]:
-    """List message summaries, newest first; ties broken by id for stable pages."""
+    """List message summaries, newest first; ties broken by id for stable pages.
+
+    With ``preview_bytes`` each summary's ``raw`` contains the message's first
+    bytes (enough for a body preview), not the whole message.
+    """
+    columns: list[Any] = list(_SUMMARY_COLUMNS)
+    if preview_bytes:
+        columns.append(func.substr(messages.c.raw, 1, preview_bytes).label("raw"))
     query = (
-        select(*_SUMMARY_COLUMNS, mail_folders.c.name.label("folder_name"))
+        select(*columns, mail_folders.c.name.label("folder_name"))
         .join(mail_folders, mail_folders.c.id == messages.c.folder_id)
         .where(messages.c.mailbox_id == mailbox_id)
     )
@@ -783,7 +823,9 @@ async def list_messages(
     )
     async with store.engine.connect() as conn:
         rows = await conn.execute(query)
-        return [_message(row, row.folder_name, with_raw=False) for row in rows]
+        return [
+            _message(row, row.folder_name, with_raw=bool(preview_bytes)) for row in rows
+        ]
 
 
 async def get_message(
@@ -1152,6 +1194,7 @@ class GroupCommitter:
         self._counters: dict[str, int] = {}
         # Folder ids never change; a row is dropped when its mailbox goes.
         self._folder_cache: dict[tuple[int, str], Folder] = {}
+        self._sqlite: sqlite3.Connection | None = None
         self.batches = 0
 
     def start(self) -> None:
@@ -1171,6 +1214,9 @@ class GroupCommitter:
             counts, self._counters = self._counters, {}
             async with self.store.engine.begin() as conn:
                 await add_counters(conn, counts)
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
 
     def count(self, name: str, amount: int = 1) -> None:
         """Add to a counter with the next commit (no write of its own)."""
@@ -1247,8 +1293,12 @@ class GroupCommitter:
     async def _write(
         self, batch: list[_Pending], counts: dict[str, int]
     ) -> list[list[StoredMessage]]:
-        results: list[list[StoredMessage]] = []
         folders = await self._folders(batch)
+        if self.store.is_sqlite:
+            # One thread hop per batch: under load, handing each statement to
+            # aiosqlite's thread costs more than the statements themselves.
+            return await asyncio.to_thread(self._write_sqlite, batch, counts, folders)
+        results: list[list[StoredMessage]] = []
         # The transaction's first statement is a write, so SQLite takes its
         # write lock (waiting out busy_timeout) instead of failing to upgrade
         # a read snapshot that another process has moved past.
@@ -1263,6 +1313,48 @@ class GroupCommitter:
                 counts = _merge(counts, pending.counters)
                 results.append(stored)
             await add_counters(conn, counts)
+        return results
+
+    def _write_sqlite(
+        self,
+        batch: list[_Pending],
+        counts: dict[str, int],
+        folders: dict[tuple[int, str], Folder],
+    ) -> list[list[StoredMessage]]:
+        """Write a batch with the sqlite3 module in one transaction (blocking)."""
+        if self._sqlite is None:
+            self._sqlite = _open_sqlite(self.store.url)
+        db = self._sqlite
+        results: list[list[StoredMessage]] = []
+        # BEGIN IMMEDIATE takes the write lock first, waiting out busy_timeout.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for pending in batch:
+                stored = [
+                    _insert_sqlite(db, folders[(d.mailbox_id, d.folder)], d)
+                    for d in pending.deliveries
+                ]
+                for item in pending.queued:
+                    created = _sqlite_time(now())
+                    db.execute(
+                        "INSERT INTO outbound_queue (mail_from, rcpt_to, raw, attempts,"
+                        " next_attempt_at, last_error, created_at)"
+                        " VALUES (?, ?, ?, 0, ?, NULL, ?)",
+                        (item.mail_from, item.rcpt_to, item.raw, created, created),
+                    )
+                counts = _merge(counts, pending.counters)
+                results.append(stored)
+            for name, amount in sorted(counts.items()):
+                if amount:
+                    db.execute(
+                        "INSERT INTO counters (name, value) VALUES (?, ?)"
+                        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                        (name, amount),
+                    )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         return results
 
     async def _folders(self, batch: list[_Pending]) -> dict[tuple[int, str], Folder]:
@@ -1293,6 +1385,65 @@ class GroupCommitter:
             await publish_received(self.publish, stored, addresses)
         except Exception:
             logger.exception("publishing %d delivered messages failed", len(stored))
+
+
+def _open_sqlite(url: str) -> sqlite3.Connection:
+    """Open the store's SQLite file with the settings of ``onestack.store.db``."""
+    path = url.split(":///", 1)[1]
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA busy_timeout=10000")
+    return db
+
+
+def _sqlite_time(value: datetime) -> str:
+    # The text form SQLAlchemy's SQLite DateTime type writes and reads (UTC).
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _insert_sqlite(
+    db: sqlite3.Connection, folder: Folder, delivery: Delivery
+) -> StoredMessage:
+    """Insert one message the way ``insert_message`` does, with sqlite3."""
+    uidnext, modseq = db.execute(
+        "UPDATE mail_folders SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
+        " WHERE id = ? RETURNING uidnext, highestmodseq",
+        (folder.id,),
+    ).fetchone()
+    summary = summarize_headers(delivery.raw)
+    flags = _flag_values(delivery.flags)
+    internal_date = delivery.internal_date or now()
+    values: dict[str, Any] = {
+        "mailbox_id": folder.mailbox_id,
+        "folder_id": folder.id,
+        "uid": uidnext - 1,
+        "modseq": modseq,
+        "message_id": summary.message_id,
+        "mail_from": delivery.mail_from,
+        "rcpt_to": list(delivery.rcpt_to),
+        "from_header": summary.from_header,
+        "to_header": summary.to_header,
+        "subject": summary.subject,
+        "date": summary.date,
+        "internal_date": internal_date,
+        "size": len(delivery.raw),
+        "raw": delivery.raw,
+        **flags,
+    }
+    stored_values = dict(values)
+    stored_values["rcpt_to"] = json.dumps(values["rcpt_to"])
+    stored_values["keywords"] = json.dumps(values["keywords"])
+    stored_values["date"] = _sqlite_time(values["date"]) if values["date"] else None
+    stored_values["internal_date"] = _sqlite_time(internal_date)
+    names = ", ".join(stored_values)
+    marks = ", ".join("?" for _ in stored_values)
+    (message_id,) = db.execute(
+        f"INSERT INTO messages ({names}) VALUES ({marks}) RETURNING id",
+        tuple(stored_values.values()),
+    ).fetchone()
+    return _message(_RowView(id=message_id, **values), folder.name, with_raw=False)
 
 
 def _merge(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:

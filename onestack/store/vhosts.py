@@ -1,6 +1,6 @@
 """Queries for virtual hosts, their hostnames, stats and certificates.
 
-Every hostname a vhost answers to (its domain and each alias) has a row in
+Every hostname a vhost serves (its domain and each alias) has a row in
 ``vhost_names`` whose primary key is the name, so two vhosts can never claim
 the same name, even when two processes write at once.
 """
@@ -11,15 +11,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onestack.store import Store
+from onestack.store.certificates import (
+    StoredCertificate,
+    best_certificate,
+    vhost_certificates,
+)
 from onestack.store.tables import certificates, vhost_names, vhost_stats, vhosts
 
 # Certificate sources in the order a vhost prefers them.
-CERTIFICATE_PREFERENCE = ("acme", "uploaded", "self-signed")
 
 
 class NameTaken(Exception):
@@ -260,34 +264,23 @@ async def get_stats(store: Store, vhost_id: int) -> VhostStats:
     )
 
 
-async def current_certificates(store: Store) -> dict[int, CertificateSummary]:
-    """Return each vhost's certificate: the newest of its preferred source."""
-    preference = case(
-        *(
-            (certificates.c.source == source, rank)
-            for rank, source in enumerate(CERTIFICATE_PREFERENCE)
-        ),
-        else_=len(CERTIFICATE_PREFERENCE),
-    )
-    query = select(
-        certificates.c.vhost_id,
-        certificates.c.source,
-        certificates.c.names,
-        certificates.c.not_after,
-    ).order_by(
-        certificates.c.vhost_id,
-        preference,
-        certificates.c.created_at.desc(),
-        certificates.c.id.desc(),
-    )
+async def current_certificates(
+    store: Store, items: list[Vhost]
+) -> dict[int, CertificateSummary]:
+    """Return the certificate each vhost serves, chosen as the https module does.
+
+    That is the best current certificate covering every name of the vhost:
+    ACME, then uploaded, then self-signed.
+    """
+    stored = await vhost_certificates(store, [vhost.id for vhost in items])
+    by_vhost: dict[int, list[StoredCertificate]] = {}
+    for certificate in stored:
+        by_vhost.setdefault(certificate.vhost_id, []).append(certificate)
     chosen: dict[int, CertificateSummary] = {}
-    async with store.engine.connect() as conn:
-        for row in await conn.execute(query):
-            if row.vhost_id in chosen:
-                continue
-            chosen[row.vhost_id] = CertificateSummary(
-                source=row.source,
-                names=list(row.names or []),
-                not_after=utc(row.not_after),  # type: ignore[arg-type]
+    for vhost in items:
+        best = best_certificate(by_vhost.get(vhost.id, []), vhost.names)
+        if best is not None:
+            chosen[vhost.id] = CertificateSummary(
+                source=best.source, names=list(best.names), not_after=best.not_after
             )
     return chosen

@@ -95,7 +95,13 @@ class AcmeAccount:
     def _load_or_create(self) -> None:
         if self.path.exists():
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            self.key = josepy.JWKEC.from_json(data["key"])
+            key = josepy.JWK.from_json(data["key"])
+            if not isinstance(key, josepy.JWKEC):
+                raise AcmeError(
+                    f"{self.path}: the account key is not an EC key; "
+                    "move the file away to create a new account"
+                )
+            self.key = key
             self.uris = dict(data.get("accounts", {}))
             return
         self.key = josepy.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))

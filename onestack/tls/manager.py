@@ -7,6 +7,11 @@ A vhost with a current uploaded certificate is skipped: its owner chose that
 certificate. A failed order is logged and retried with exponential backoff.
 After each new certificate it publishes ``certificateIssued`` so the https
 workers reload.
+
+NOTE: every supervisor runs its own manager, and challenge files stay on the
+node that ordered. Several nodes sharing PostgreSQL would order twice, and
+HTTP-01 passes only when the CA reaches the ordering node. Backoff state is
+in memory, so a restart retries at once.
 """
 
 from __future__ import annotations

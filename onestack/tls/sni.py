@@ -53,14 +53,22 @@ def _configure(context: ssl.SSLContext) -> None:
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
 
 
-def make_context(data_dir: Path, cert_pem: str, key_pem: str) -> ssl.SSLContext:
+def make_context(
+    data_dir: Path,
+    cert_pem: str,
+    key_pem: str,
+    context: ssl.SSLContext | None = None,
+) -> ssl.SSLContext:
     """Build a TLS 1.2/1.3 server context serving one chain and key.
 
+    With ``context``, load the chain into that context instead, so listeners
+    already using it present the new certificate from the next handshake.
     ``load_cert_chain`` reads only files, so the PEM texts pass through a
     private temporary folder under ``DATA_DIR/tls`` that is removed at once.
     """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    _configure(context)
+    if context is None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        _configure(context)
     base = tls_dir(data_dir)
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=base, prefix=".load.") as folder:
@@ -82,7 +90,9 @@ class CertificateSet:
         self.data_dir = data_dir
         self._contexts: dict[str, ssl.SSLContext] = {}
         self._serving: dict[int, StoredCertificate] = {}
-        self._context_cache: dict[int, ssl.SSLContext] = {}
+        # Keyed by the chain's PEM text, not the row id, because SQLite may
+        # give a deleted row's id to the next certificate.
+        self._context_cache: dict[str, ssl.SSLContext] = {}
         self._server_context: ssl.SSLContext | None = None
         self._lock = asyncio.Lock()
 
@@ -101,14 +111,16 @@ class CertificateSet:
             now = utc_now()
             contexts: dict[str, ssl.SSLContext] = {}
             serving: dict[int, StoredCertificate] = {}
-            cache: dict[int, ssl.SSLContext] = {}
+            cache: dict[str, ssl.SSLContext] = {}
 
             for vhost in vhosts:
                 candidates = [c for c in stored if c.vhost_id == vhost.id]
                 best = certificate_store.best_certificate(candidates, vhost.names, now)
                 if best is None or _needs_new_self_signed(best, now):
                     best = await self._add_self_signed(vhost)
-                context = self._context_cache.get(best.id) or cache.get(best.id)
+                context = self._context_cache.get(best.cert_pem) or cache.get(
+                    best.cert_pem
+                )
                 if context is None:
                     try:
                         context = await asyncio.to_thread(
@@ -122,7 +134,7 @@ class CertificateSet:
                             exc,
                         )
                         continue
-                cache[best.id] = context
+                cache[best.cert_pem] = context
                 serving[vhost.id] = best
                 for name in vhost.names:
                     contexts[name] = context
@@ -205,13 +217,18 @@ def _needs_new_self_signed(certificate: StoredCertificate, now: object) -> bool:
 
 
 async def default_context(
-    store: Store, data_dir: Path, hostname: str
+    store: Store,
+    data_dir: Path,
+    hostname: str,
+    context: ssl.SSLContext | None = None,
 ) -> ssl.SSLContext:
     """Return a server context for a mail hostname (SMTP and IMAP STARTTLS).
 
     Any stored certificate that covers the hostname serves, best source
     first. Otherwise a self-signed one is created once and kept in
-    ``DATA_DIR/tls/self-signed/<hostname>.pem`` (mode 0600).
+    ``DATA_DIR/tls/self-signed/<hostname>.pem`` (mode 0600). Passing the
+    ``context`` returned earlier reloads it in place after a certificate
+    event.
     """
     hostname = hostname.lower().rstrip(".")
     if not HOSTNAME_PATTERN.match(hostname) or ".." in hostname:
@@ -221,12 +238,12 @@ async def default_context(
     best = certificate_store.best_certificate(stored, [hostname])
     if best is not None:
         return await asyncio.to_thread(
-            make_context, data_dir, best.cert_pem, best.key_pem
+            make_context, data_dir, best.cert_pem, best.key_pem, context
         )
 
     issued = await asyncio.to_thread(_self_signed_file, data_dir, hostname)
     return await asyncio.to_thread(
-        make_context, data_dir, issued.cert_pem, issued.key_pem
+        make_context, data_dir, issued.cert_pem, issued.key_pem, context
     )
 
 

@@ -63,7 +63,7 @@ def test_garbled_authorization_is_401(shared_server: Server) -> None:
 def throttled_server(tmp_path) -> Iterator[Server]:  # type: ignore[no-untyped-def]
     limits = {
         "failedLoginsBeforeDelay": 100,
-        "failedLoginsBeforeBlock": 3,
+        "failedLoginsBeforeBlock": 100,
         "blockSeconds": 120,
     }
     overrides = {"server": {"adminPanel": {"rateLimit": limits}}}
@@ -72,6 +72,11 @@ def throttled_server(tmp_path) -> Iterator[Server]:  # type: ignore[no-untyped-d
 
 
 def test_failed_logins_lead_to_429(throttled_server: Server) -> None:
+    # The server starts with a block after 100 failures; lowering it through
+    # the API shows that a policy change applies without a restart.
+    limits = {"failedLoginsBeforeBlock": 3}
+    update = {"server": {"adminPanel": {"rateLimit": limits}}}
+    assert throttled_server.api("PUT", "/api/config", json=update).status_code == 200
     url = throttled_server.admin_url + "/api/health"
     for _ in range(3):
         response = httpx.get(url, auth=("admin", "guess"))

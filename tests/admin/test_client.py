@@ -85,7 +85,7 @@ def test_module_methods(client: OneStackClient) -> None:
 
 
 class Recorder(BaseHTTPRequestHandler):
-    """Records each request and answers with a fixed JSON body."""
+    """An HTTP handler that records each request and sends a fixed JSON body."""
 
     requests: list[dict[str, Any]] = []
 

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,11 @@ import httpx
 import pytest
 
 from onestack.config import Config
-from tests.support import ROOT, Server, run_server
+from tests.support import ROOT, Server
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    with run_server(tmp_path / "data") as running:
-        yield running
-
-
-def config_file(server: Server) -> Path:
-    return server.data_dir / "config.json"
+def config_file(shared_server: Server) -> Path:
+    return shared_server.data_dir / "config.json"
 
 
 def test_get_config_redacts_password(shared_server: Server) -> None:
@@ -41,8 +34,8 @@ def test_get_config_redacts_password(shared_server: Server) -> None:
     assert "$argon2" not in response.text
 
 
-def test_put_deep_merges(server: Server) -> None:
-    response = server.api(
+def test_put_deep_merges(shared_server: Server) -> None:
+    response = shared_server.api(
         "PUT", "/api/config", json={"modules": {"dns": {"workers": 3}}}
     )
     assert response.status_code == 200
@@ -50,45 +43,58 @@ def test_put_deep_merges(server: Server) -> None:
     assert body["success"] is True
     dns = body["config"]["modules"]["dns"]
     assert dns["workers"] == 3
-    assert dns["port"] == server.port("dns")
+    assert dns["port"] == shared_server.port("dns")
     assert dns["host"] == "127.0.0.1"
-    assert body["config"]["modules"]["http"]["port"] == server.port("http")
-    assert server.api("GET", "/api/config").json() == body["config"]
-    stored = json.loads(config_file(server).read_text())
+    assert body["config"]["modules"]["http"]["port"] == shared_server.port("http")
+    assert shared_server.api("GET", "/api/config").json() == body["config"]
+    stored = json.loads(config_file(shared_server).read_text())
     assert stored["modules"]["dns"]["workers"] == 3
-    assert stored["modules"]["dns"]["port"] == server.port("dns")
+    assert stored["modules"]["dns"]["port"] == shared_server.port("dns")
 
 
-def test_put_admin_password_is_hashed(server: Server) -> None:
-    response = server.api(
+def test_put_admin_password_is_hashed(shared_server: Server) -> None:
+    url = shared_server.admin_url
+    new_auth = ("admin", "n3w-Secret!")
+    response = shared_server.api(
         "PUT",
         "/api/config",
         json={"server": {"adminPanel": {"password": "n3w-Secret!"}}},
     )
-    assert response.status_code == 200
-    assert response.json()["config"]["server"]["adminPanel"]["password"] == "********"
-    text = config_file(server).read_text()
-    assert "n3w-Secret!" not in text
-    assert json.loads(text)["server"]["adminPanel"]["password"].startswith("$argon2id$")
+    try:
+        assert response.status_code == 200
+        redacted = response.json()["config"]["server"]["adminPanel"]["password"]
+        assert redacted == "********"
+        text = config_file(shared_server).read_text()
+        assert "n3w-Secret!" not in text
+        stored_hash = json.loads(text)["server"]["adminPanel"]["password"]
+        assert stored_hash.startswith("$argon2id$")
 
-    old = httpx.get(server.admin_url + "/api/health", auth=("admin", "admin123"))
-    assert old.status_code == 401
-    new = httpx.get(server.admin_url + "/api/health", auth=("admin", "n3w-Secret!"))
-    assert new.status_code == 200
+        old = httpx.get(url + "/api/health", auth=("admin", "admin123"))
+        assert old.status_code == 401
+        assert httpx.get(url + "/api/health", auth=new_auth).status_code == 200
 
-    # Sending the redacted placeholder back keeps the stored hash.
-    stored_hash = json.loads(text)["server"]["adminPanel"]["password"]
-    current = httpx.get(
-        server.admin_url + "/api/config", auth=("admin", "n3w-Secret!")
-    ).json()
-    response = httpx.put(
-        server.admin_url + "/api/config", json=current, auth=("admin", "n3w-Secret!")
-    )
-    assert response.status_code == 200
-    assert (
-        json.loads(config_file(server).read_text())["server"]["adminPanel"]["password"]
-        == stored_hash
-    )
+        # Sending the redacted placeholder back keeps the stored hash.
+        current = httpx.get(url + "/api/config", auth=new_auth).json()
+        response = httpx.put(url + "/api/config", json=current, auth=new_auth)
+        assert response.status_code == 200
+        stored = json.loads(config_file(shared_server).read_text())
+        assert stored["server"]["adminPanel"]["password"] == stored_hash
+
+        # An imported file without a password keeps the stored one. The file
+        # is otherwise the current config, because an import resets what it
+        # leaves out to the defaults (default ports among them).
+        exported = httpx.get(url + "/api/config/export", auth=new_auth).json()
+        del exported["server"]["adminPanel"]["password"]
+        files = {"file": ("partial.json", json.dumps(exported), "application/json")}
+        response = httpx.post(url + "/api/config/import", files=files, auth=new_auth)
+        assert response.status_code == 200
+        stored = json.loads(config_file(shared_server).read_text())
+        assert stored["server"]["adminPanel"]["password"] == stored_hash
+    finally:
+        # Other tests share this server and log in with the default password.
+        restore = {"server": {"adminPanel": {"password": "admin123"}}}
+        httpx.put(url + "/api/config", json=restore, auth=new_auth)
+    assert shared_server.api("GET", "/api/health").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -126,25 +132,29 @@ def test_put_malformed_or_non_object_is_400(shared_server: Server) -> None:
     assert config_file(shared_server).read_bytes() == before
 
 
-def test_reload_reads_the_file(server: Server) -> None:
-    stored = json.loads(config_file(server).read_text())
+def test_reload_reads_the_file(shared_server: Server) -> None:
+    stored = json.loads(config_file(shared_server).read_text())
     stored["modules"]["ssh"]["workers"] = 4
-    config_file(server).write_text(json.dumps(stored))
-    response = server.api("POST", "/api/config/reload")
+    config_file(shared_server).write_text(json.dumps(stored))
+    response = shared_server.api("POST", "/api/config/reload")
     assert response.status_code == 200
     assert response.json()["success"] is True
     assert response.json()["config"]["modules"]["ssh"]["workers"] == 4
-    assert server.api("GET", "/api/modules/ssh").json()["config"]["workers"] == 4
+    assert shared_server.api("GET", "/api/modules/ssh").json()["config"]["workers"] == 4
 
 
-def test_reload_invalid_file_keeps_running_config(server: Server) -> None:
-    before = server.api("GET", "/api/config").json()
-    config_file(server).write_text('{"modules": {"ssh": {"port": "none"}}}')
-    response = server.api("POST", "/api/config/reload")
+def test_reload_invalid_file_keeps_running_config(shared_server: Server) -> None:
+    before = shared_server.api("GET", "/api/config").json()
+    good = config_file(shared_server).read_bytes()
+    config_file(shared_server).write_text('{"modules": {"ssh": {"port": "none"}}}')
+    try:
+        response = shared_server.api("POST", "/api/config/reload")
+    finally:
+        config_file(shared_server).write_bytes(good)
     assert response.status_code == 400
     assert response.json()["code"] == "INVALID_CONFIG"
     assert response.json()["details"]["field"] == "modules.ssh.port"
-    assert server.api("GET", "/api/config").json() == before
+    assert shared_server.api("GET", "/api/config").json() == before
 
 
 def test_export_is_attachment(shared_server: Server) -> None:
@@ -167,11 +177,11 @@ def upload(server: Server, content: bytes, field: str = "file") -> httpx.Respons
     )
 
 
-def test_import_applies_file_and_keeps_password(server: Server) -> None:
-    exported = server.api("GET", "/api/config/export").json()
+def test_import_applies_file_and_keeps_password(shared_server: Server) -> None:
+    exported = shared_server.api("GET", "/api/config/export").json()
     exported["modules"]["dns"]["workers"] = 2
     exported["modules"]["https"]["acme"]["email"] = "ops@example.com"
-    response = upload(server, json.dumps(exported).encode())
+    response = upload(shared_server, json.dumps(exported).encode())
     assert response.status_code == 200
     body = response.json()
     assert body["success"] is True
@@ -179,8 +189,8 @@ def test_import_applies_file_and_keeps_password(server: Server) -> None:
     assert body["config"]["modules"]["https"]["acme"]["email"] == "ops@example.com"
     assert body["config"]["server"]["adminPanel"]["password"] == "********"
     # The redacted password in the file kept the stored one.
-    assert server.api("GET", "/api/health").status_code == 200
-    stored = json.loads(config_file(server).read_text())
+    assert shared_server.api("GET", "/api/health").status_code == 200
+    stored = json.loads(config_file(shared_server).read_text())
     assert stored["modules"]["dns"]["workers"] == 2
 
 
@@ -192,7 +202,12 @@ def test_import_applies_file_and_keeps_password(server: Server) -> None:
         (b"[1, 2, 3]", "file"),
         (b'{"modules": {"http": {"port": 70000}}}', "modules.http.port"),
         (b'{"modules": {"http": {"colour": "red"}}}', "modules.http.colour"),
-        (b'{"server": {"adminPanel": {"password": ""}}}', "server.adminPanel.password"),
+        (
+            b'{"server": {"adminPanel": {"password": ""}}}',
+            "server.adminPanel.password",
+        ),
+        (b'{"server": "x"}', "server"),
+        (b'{"server": {"adminPanel": 5}}', "server.adminPanel"),
     ],
 )
 def test_invalid_import_changes_nothing(
@@ -219,12 +234,12 @@ def test_import_without_file_field_is_400(shared_server: Server) -> None:
 # 0.0.0.0:8080). Tests must not bind default ports on the shared machine, so
 # this one runs the server and its client in a private network namespace.
 RESET_SCRIPT = """
-import json, sys, tempfile
+import json, sys
 from pathlib import Path
 import httpx
 from tests.support import run_server
 overrides = {"modules": {"dns": {"workers": 5}}}
-with run_server(Path(tempfile.mkdtemp()) / "data", overrides) as server:
+with run_server(Path(sys.argv[1]), overrides) as server:
     server.api("PUT", "/api/config", json={"server": {"adminPanel": {"password": "kept-Secret1"}}})
     auth = ("admin", "kept-Secret1")
     response = httpx.post(server.admin_url + "/api/config/reset", auth=auth, timeout=60)
@@ -236,7 +251,7 @@ with run_server(Path(tempfile.mkdtemp()) / "data", overrides) as server:
 """
 
 
-def test_reset_restores_defaults_keeps_password() -> None:
+def test_reset_restores_defaults_keeps_password(tmp_path: Path) -> None:
     probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip("unshare -rn (user and network namespaces) is not permitted here")
@@ -247,9 +262,10 @@ def test_reset_restores_defaults_keeps_password() -> None:
             "-rn",
             "sh",
             "-c",
-            'ip link set lo up && exec "$0" -c "$1"',
+            'ip link set lo up && exec "$0" -c "$1" "$2"',
             sys.executable,
             RESET_SCRIPT,
+            str(tmp_path / "data"),
         ],
         capture_output=True,
         cwd=ROOT,

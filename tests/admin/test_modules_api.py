@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from onestack.modules import MODULE_NAMES, REGISTRY
-from tests.support import Server, run_server
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    with run_server(tmp_path / "data") as running:
-        yield running
+from tests.support import Server
 
 
 def test_list_modules(shared_server: Server) -> None:
@@ -84,19 +76,19 @@ def test_stop_of_stopped_module(shared_server: Server) -> None:
     assert response.json() == {"success": True, "module": "ssh", "status": "stopped"}
 
 
-def test_put_module_config_merges(server: Server) -> None:
-    response = server.api(
+def test_put_module_config_merges(shared_server: Server) -> None:
+    response = shared_server.api(
         "PUT", "/api/modules/email/config", json={"smtp": {"maxRecipients": 7}}
     )
     assert response.status_code == 200
     body = response.json()
     assert body["success"] is True
     assert body["config"]["smtp"]["maxRecipients"] == 7
-    assert body["config"]["smtp"]["port"] == server.port("email", "smtp.port")
-    assert body["config"]["imap"]["port"] == server.port("email", "imap.port")
-    stored = json.loads((server.data_dir / "config.json").read_text())
+    assert body["config"]["smtp"]["port"] == shared_server.port("email", "smtp.port")
+    assert body["config"]["imap"]["port"] == shared_server.port("email", "imap.port")
+    stored = json.loads((shared_server.data_dir / "config.json").read_text())
     assert stored["modules"]["email"]["smtp"]["maxRecipients"] == 7
-    module = server.api("GET", "/api/modules/email").json()
+    module = shared_server.api("GET", "/api/modules/email").json()
     assert module["config"]["smtp"]["maxRecipients"] == 7
 
 

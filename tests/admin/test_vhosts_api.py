@@ -386,3 +386,33 @@ def test_ssl_vhost_shows_preferred_certificate(shared_server: Server) -> None:
     assert vhost["certificate"]["names"] == [created["domain"]]
     expected = (now + timedelta(days=90)).isoformat(timespec="milliseconds") + "Z"
     assert vhost["certificate"]["notAfter"] == expected
+
+
+def test_renamed_vhost_keeps_its_own_root(shared_server: Server) -> None:
+    domain = unique_domain()
+    first = create(shared_server, domain=domain).json()
+    renamed = shared_server.api(
+        "PUT", f"/api/vhosts/{first['id']}", json={"domain": "renamed." + domain}
+    ).json()["vhost"]
+    assert renamed["documentRoot"] == first["documentRoot"]
+
+    # A new vhost with the old name gets a folder of its own.
+    second = create(shared_server, domain=domain).json()
+    assert second["documentRoot"] != first["documentRoot"]
+    assert Path(second["documentRoot"]).name == domain + "_2"
+    assert (Path(second["documentRoot"]) / "index.html").is_file()
+
+    shared_server.api("DELETE", f"/api/vhosts/{second['id']}?deleteFiles=true")
+    assert not Path(second["documentRoot"]).exists()
+    assert Path(first["documentRoot"], "index.html").is_file()
+
+
+def test_shared_root_is_not_deleted(shared_server: Server) -> None:
+    first = create(shared_server).json()
+    second = create(shared_server, documentRoot=first["documentRoot"]).json()
+    response = shared_server.api(
+        "DELETE", f"/api/vhosts/{first['id']}?deleteFiles=true"
+    )
+    assert response.status_code == 200
+    assert Path(first["documentRoot"], "index.html").is_file()
+    assert shared_server.api("GET", f"/api/vhosts/{second['id']}").status_code == 200

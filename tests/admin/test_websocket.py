@@ -62,6 +62,10 @@ def test_auth_by_query(shared_server: Server) -> None:
         ws_url(shared_server, query="?username=admin&password=admin123")
     ) as ws:
         assert receive(ws)["type"] == "status"
+    # uvicorn logs the request line with its query; the password is redacted.
+    log = shared_server.log()
+    assert "password=admin123" not in log
+    assert "password=********" in log
 
 
 def test_auth_by_first_message(shared_server: Server) -> None:

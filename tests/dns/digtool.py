@@ -31,7 +31,15 @@ class DigResult:
 
 def dig(port: int, name: str, rdtype: str = "A", *options: str) -> DigResult:
     """Query 127.0.0.1:port with dig (no recursion asked) and parse the reply."""
-    command = ["dig", "@127.0.0.1", "-p", str(port), "+norecurse", "+tries=1", "+time=5"]
+    command = [
+        "dig",
+        "@127.0.0.1",
+        "-p",
+        str(port),
+        "+norecurse",
+        "+tries=1",
+        "+time=5",
+    ]
     command += [*options, name, rdtype]
     output = subprocess.run(command, capture_output=True, text=True, timeout=30).stdout
     return parse(output)

@@ -57,7 +57,9 @@ _443._tcp.www.corp.example.	3600	IN	TLSA	3 1 1 0c72ac70b745ac19998811b131d662c9a
 """
 
 
-def rrset_content(parsed: ParsedZone, zone: str) -> set[tuple[str, str, int | None, object]]:
+def rrset_content(
+    parsed: ParsedZone, zone: str
+) -> set[tuple[str, str, int | None, object]]:
     """Records as (name, type, ttl, rdata), comparable across text forms."""
     return {
         (r.name, r.type, r.ttl, records.record_rdata(zone, r)) for r in parsed.records
@@ -75,7 +77,9 @@ def rrset_content(parsed: ParsedZone, zone: str) -> set[tuple[str, str, int | No
 def test_zone_round_trips_through_export(zone: str, text: str, tmp_path: Path) -> None:
     parsed = zonefile.parse(zone, text)
     assert parsed.soa is not None
-    exported = zonefile.export(zone, parsed.soa, parsed.default_ttl or parsed.soa.ttl, parsed.records)
+    exported = zonefile.export(
+        zone, parsed.soa, parsed.default_ttl or parsed.soa.ttl, parsed.records
+    )
     again = zonefile.parse(zone, exported)
     assert again.soa == parsed.soa
     assert rrset_content(again, zone) == rrset_content(parsed, zone)
@@ -84,7 +88,10 @@ def test_zone_round_trips_through_export(zone: str, text: str, tmp_path: Path) -
     path = tmp_path / "zone.db"
     path.write_text(exported)
     check = subprocess.run(
-        ["named-checkzone", "-i", "local", zone, str(path)], capture_output=True, text=True, timeout=60
+        ["named-checkzone", "-i", "local", zone, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "OK" in check.stdout
@@ -100,7 +107,9 @@ def test_bind_style_details_read() -> None:
     assert by_key[("mx1", "A", "198.51.100.25")].ttl == 5400
     assert by_key[("@", "A", "198.51.100.4")].ttl == 300
     assert ("api.eu", "AAAA", "2001:db8:80::1") in by_key
-    assert by_key[("_xmpp-server._tcp", "SRV", "0 5269 xmpp.shop.example.")].priority == 5
+    assert (
+        by_key[("_xmpp-server._tcp", "SRV", "0 5269 xmpp.shop.example.")].priority == 5
+    )
     assert ("txt", "TXT", "second record at the same owner") in by_key
     assert ("txt", "TXT", r'"semi;colon" "quote\"inside" "back\\slash"') in by_key
 
@@ -114,7 +123,11 @@ def test_bind_style_details_read() -> None:
         ("$TTL 1h\nwww CNAME other\nwww A 192.0.2.1\n", 3, "CNAME"),
         ("$TTL 1h\nwww.example.org. A 192.0.2.1\n", 2, "outside the zone"),
         ("$TTL 1h\nwww 1x A 192.0.2.1\n", 2, ""),
-        ("$TTL 1h\n@ NS ns1\nsig RRSIG A 8 2 300 20240101000000 20230101000000 1 example.com. AAAA\n", 3, "not supported"),
+        (
+            "$TTL 1h\n@ NS ns1\nsig RRSIG A 8 2 300 20240101000000 20230101000000 1 example.com. AAAA\n",
+            3,
+            "not supported",
+        ),
         ("$TTL 1h\nwww A 192.0.2.1\nwww AAAA 192.0.2.1\n", 3, ""),
         ("$TTL 1h\n@ SOA ns1 admin ( 1 2 3 4\n", 2, ""),
         ("www A 192.0.2.1\n", 1, "TTL"),
@@ -130,5 +143,7 @@ def test_malformed_file_names_line(text: str, line: int, reason: str) -> None:
 
 
 def test_duplicate_records_merged() -> None:
-    parsed = zonefile.parse("example.com", "$TTL 60\nwww A 192.0.2.1\nwww A 192.0.2.1\n")
+    parsed = zonefile.parse(
+        "example.com", "$TTL 60\nwww A 192.0.2.1\nwww A 192.0.2.1\n"
+    )
     assert len(parsed.records) == 1

@@ -1,5 +1,5 @@
-"""Peers for the TLS tests: a TLS responder, a DNS answerer, an HTTP-01
-responder and a Pebble ACME server, all on loopback."""
+"""Peers for the TLS tests: a TLS server, a DNS server, an HTTP-01
+server and a Pebble ACME server, all on loopback."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ HTTP_RESPONSE = (
 async def answer_over_tls(
     context: ssl.SSLContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
-    """Run the handshake over memory BIOs, then send one HTTP response.
+    """Run the handshake over memory BIOs, read one request, send one response.
 
     asyncio's own TLS transport closes the socket on a failed handshake
     without sending the alert that OpenSSL wrote, so this server drives the
@@ -43,22 +43,42 @@ async def answer_over_tls(
     """
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_side=True)
+
+    async def receive() -> bool:
+        writer.write(outgoing.read())
+        await writer.drain()
+        data = await reader.read(65536)
+        if data:
+            incoming.write(data)
+        else:
+            incoming.write_eof()
+        return bool(data)
+
     try:
         while True:
             try:
                 tls.do_handshake()
                 break
             except ssl.SSLWantReadError:
-                writer.write(outgoing.read())
-                await writer.drain()
-                data = await reader.read(65536)
-                if not data:
+                if not await receive():
                     return
-                incoming.write(data)
             except ssl.SSLError:
                 writer.write(outgoing.read())  # the alert
                 await writer.drain()
                 return
+
+        # Read the request first: closing a socket with unread data sends a
+        # reset, which can destroy the response before the client reads it.
+        request = b""
+        while b"\r\n\r\n" not in request:
+            try:
+                request += tls.read(65536)
+            except ssl.SSLWantReadError:
+                if not await receive():
+                    return
+            except ssl.SSLError:
+                return  # close_notify or EOF: the client sent no request
+
         tls.write(HTTP_RESPONSE)
         try:
             tls.unwrap()  # queues close_notify

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,19 +10,11 @@ from typing import Any
 
 import pytest
 import trustme
-from sqlalchemy import update
 
 from onestack.events import Event, EventClient, socket_path
 from onestack.store import Store
-from onestack.store.tables import vhosts
 from tests.support import Server, run_server
 from tests.tls.conftest import add_vhost
-from tests.tls.support import (
-    Pebble,
-    run_pebble,
-    start_challenge_responder,
-    start_resolver,
-)
 
 
 async def prepare_data_dir(
@@ -152,67 +143,3 @@ async def test_upload_show_delete(server_dir: Path) -> None:
             "notAfter": certificate["notAfter"],
         }
         assert events[1]["data"] == {"vhostId": vhost_id, "source": "uploaded"}
-
-
-@pytest.fixture
-async def pebble(tmp_path: Path) -> AsyncIterator[Pebble]:
-    resolver, dns_port = await start_resolver()
-    responder, http_port = await start_challenge_responder(tmp_path / "data")
-    try:
-        with run_pebble(tmp_path / "pebble", http_port, dns_port) as running:
-            yield running
-    finally:
-        responder.close()
-        await responder.wait_closed()
-        resolver.close()
-
-
-def acme_overrides(pebble: Pebble) -> dict[str, Any]:
-    """Enable https (its module may be absent) with ACME from Pebble."""
-    acme = {"directoryUrl": pebble.directory_url, "caBundle": str(pebble.ca_bundle)}
-    return {"modules": {"https": {"enabled": True, "acme": acme}}}
-
-
-async def set_ssl(data_dir: Path, vhost_id: int, ssl: bool) -> None:
-    store = Store(f"sqlite+aiosqlite:///{(data_dir / 'onestack.db').resolve()}")
-    try:
-        async with store.engine.begin() as conn:
-            await conn.execute(
-                update(vhosts).where(vhosts.c.id == vhost_id).values(ssl=ssl)
-            )
-    finally:
-        await store.close()
-
-
-@pytest.mark.slow
-async def test_acme_renew_and_manager(server_dir: Path, pebble: Pebble) -> None:
-    auto_id, renew_id = await prepare_data_dir(
-        server_dir, ("auto.example.test", []), ("renew.example.test", [])
-    )
-    [plain_id] = await prepare_data_dir(server_dir, ("plain.example.test", []))
-    await set_ssl(server_dir, plain_id, False)
-
-    async with serving(server_dir, acme_overrides(pebble)) as server:
-        # The manager started with the https module orders on its own.
-        deadline = time.monotonic() + 60
-        source = None
-        while time.monotonic() < deadline:
-            shown = await api(server, "GET", f"/api/vhosts/{auto_id}/certificate")
-            source = shown.json().get("source")
-            if source == "acme":
-                break
-            await asyncio.sleep(0.2)
-        assert source == "acme", server.log()
-        assert f"ACME certificates come from {pebble.directory_url}" in server.log()
-
-        renewed = await api(server, "POST", f"/api/vhosts/{renew_id}/certificate/renew")
-        assert renewed.status_code == 200, renewed.text + server.log()
-        assert renewed.json()["certificate"]["source"] == "acme"
-        assert renewed.json()["certificate"]["names"] == ["renew.example.test"]
-        shown = await api(server, "GET", f"/api/vhosts/{renew_id}/certificate")
-        assert shown.json()["source"] == "acme"
-        assert "Pebble" in shown.json()["issuer"]
-
-        refused = await api(server, "POST", f"/api/vhosts/{plain_id}/certificate/renew")
-        assert refused.status_code == 400
-        assert "does not have ssl enabled" in refused.json()["error"]

@@ -16,6 +16,8 @@ from onestack.tls.sni import CertificateSet, default_context
 from tests.tls.conftest import add_vhost
 from tests.tls.support import answer_over_tls
 
+REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+
 
 async def s_client(port: int, server_name: str | None) -> tuple[int, str]:
     """Run ``openssl s_client`` against the port; return its exit code and output."""
@@ -23,11 +25,11 @@ async def s_client(port: int, server_name: str | None) -> tuple[int, str]:
     args += ["-servername", server_name] if server_name else ["-noservername"]
     process = await asyncio.create_subprocess_exec(
         *args,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), 30)
+    output, _ = await asyncio.wait_for(process.communicate(REQUEST), 30)
     return process.returncode or 0, output.decode(errors="replace")
 
 
@@ -110,11 +112,11 @@ async def test_tls_versions_limited(
         process = await asyncio.create_subprocess_exec(
             *base,
             flag,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        output, _ = await asyncio.wait_for(process.communicate(), 30)
+        output, _ = await asyncio.wait_for(process.communicate(REQUEST), 30)
         assert (process.returncode == 0) is works, (flag, output.decode())
 
 
@@ -220,3 +222,38 @@ async def test_default_context_uses_vhost_certificate(
 
     assert isinstance(context, ssl.SSLContext)
     assert not (tmp_path / "tls" / "self-signed").exists()
+
+
+async def test_reused_row_id_reloads_context(store: Store, tmp_path: Path) -> None:
+    # SQLite gives a deleted row's id to the next insert, so a new certificate
+    # can arrive under the id of the one it replaces.
+    vhost_id = await add_vhost(store, "a.test")
+    certificates = CertificateSet(store, tmp_path)
+    await certificates.load()
+    ca = trustme.CA()
+    ids = []
+    contexts = []
+    for _ in range(2):
+        leaf = ca.issue_cert("a.test")
+        pem = "".join(b.bytes().decode() for b in (*leaf.cert_chain_pems, ca.cert_pem))
+        info = chain_info(pem)
+        ids.append(
+            await certificate_store.add_certificate(
+                store,
+                vhost_id,
+                "uploaded",
+                info.names,
+                info.not_before,
+                info.not_after,
+                pem,
+                leaf.private_key_pem.bytes().decode(),
+                replace=True,
+            )
+        )
+        await certificates.load()
+        contexts.append(certificates.context_for("a.test"))
+
+    assert ids[0] == ids[1]
+    assert contexts[0] is not None
+    assert contexts[1] is not None
+    assert contexts[0] is not contexts[1]

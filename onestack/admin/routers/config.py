@@ -139,8 +139,16 @@ def _parse_import(raw: bytes, current: Config) -> Config:
             400, INVALID_CONFIG, "file: must hold a JSON object", {"field": "file"}
         )
     # A file may be partial, like config.json itself: it is merged over the
-    # defaults, not over the running config.
+    # defaults, not over the running config. A file without an admin password
+    # keeps the stored one rather than falling back to the default password.
     data = restore_redacted(data, current)
+    server = data.get("server", {})
+    admin = server.get("adminPanel", {}) if isinstance(server, dict) else None
+    # Sections of the wrong type are left for validation to report.
+    if isinstance(admin, dict) and "password" not in admin:
+        data = config_module.deep_merge(
+            data, {"server": {"adminPanel": {"password": REDACTED}}}
+        )
     try:
         new = config_module.validate(
             config_module.deep_merge(Config().model_dump(mode="json"), data)

@@ -135,13 +135,19 @@ def zone_values(options: ZoneOptions) -> dict[str, Any]:
     values = {columns[key]: value for key, value in given.items() if key in columns}
     try:
         if "primaryNS" in given:
-            values["primary_ns"] = records.normalize_hostname("primaryNS", given["primaryNS"])
+            values["primary_ns"] = records.normalize_hostname(
+                "primaryNS", given["primaryNS"]
+            )
         if "email" in given:
             values["email"] = records.normalize_email(given["email"])
         if "allowTransfer" in given:
-            values["allow_transfer"] = [records.normalize_network(v) for v in given["allowTransfer"]]
+            values["allow_transfer"] = [
+                records.normalize_network(v) for v in given["allowTransfer"]
+            ]
         if "alsoNotify" in given:
-            values["also_notify"] = [records.normalize_target(v) for v in given["alsoNotify"]]
+            values["also_notify"] = [
+                records.normalize_target(v) for v in given["alsoNotify"]
+            ]
     except RecordError as exc:
         raise invalid(exc.field, exc.message) from None
     return values
@@ -181,12 +187,20 @@ async def list_zones(state: AdminState = Depends(get_state)) -> list[dict[str, A
 
 
 @router.post("/zones", status_code=201)
-async def create_zone(body: ZoneCreate, state: AdminState = Depends(get_state)) -> dict[str, Any]:
+async def create_zone(
+    body: ZoneCreate, state: AdminState = Depends(get_state)
+) -> dict[str, Any]:
     name = zone_name(body.name)
     values = {**default_zone_values(name), **zone_values(body.options)}
     # A zone needs NS records at its apex (RFC 1034 section 4.2.1); the first
     # one names the primary server.
-    apex_ns = {"name": records.APEX, "type": "NS", "data": values["primary_ns"] + ".", "ttl": None, "priority": None}
+    apex_ns = {
+        "name": records.APEX,
+        "type": "NS",
+        "data": values["primary_ns"] + ".",
+        "ttl": None,
+        "priority": None,
+    }
     try:
         zone = await store_dns.create_zone(state.store, name, values, [apex_ns])
     except ZoneExists:
@@ -204,7 +218,9 @@ async def get_zone(name: str, state: AdminState = Depends(get_state)) -> dict[st
 
 
 @router.put("/zones/{name}")
-async def update_zone(name: str, body: ZoneUpdate, state: AdminState = Depends(get_state)) -> dict[str, Any]:
+async def update_zone(
+    name: str, body: ZoneUpdate, state: AdminState = Depends(get_state)
+) -> dict[str, Any]:
     values = zone_values(body)
     if body.options is not None:
         values.update(zone_values(body.options))
@@ -213,12 +229,16 @@ async def update_zone(name: str, body: ZoneUpdate, state: AdminState = Depends(g
         raise not_found("zone", name)
     found = await store_dns.get_zone(state.store, zone.name)
     assert found is not None
-    await state.hub.publish("dnsZoneUpdated", {"name": zone.name, "serial": zone.serial})
+    await state.hub.publish(
+        "dnsZoneUpdated", {"name": zone.name, "serial": zone.serial}
+    )
     return {"success": True, "zone": zone_json(*found)}
 
 
 @router.delete("/zones/{name}")
-async def delete_zone(name: str, state: AdminState = Depends(get_state)) -> dict[str, Any]:
+async def delete_zone(
+    name: str, state: AdminState = Depends(get_state)
+) -> dict[str, Any]:
     normal = zone_name(name)
     if not await store_dns.delete_zone(state.store, normal):
         raise not_found("zone", name)
@@ -228,23 +248,35 @@ async def delete_zone(name: str, state: AdminState = Depends(get_state)) -> dict
 
 
 @router.get("/zones/{name}/records")
-async def list_records(name: str, state: AdminState = Depends(get_state)) -> list[dict[str, Any]]:
+async def list_records(
+    name: str, state: AdminState = Depends(get_state)
+) -> list[dict[str, Any]]:
     zone, zone_records = await find_zone(state, name)
     return [record_json(zone, r) for r in zone_records]
 
 
 @router.post("/zones/{name}/records", status_code=201)
-async def add_record(name: str, body: RecordCreate, state: AdminState = Depends(get_state)) -> dict[str, Any]:
+async def add_record(
+    name: str, body: RecordCreate, state: AdminState = Depends(get_state)
+) -> dict[str, Any]:
     zone_text = zone_name(name)
     try:
-        record = records.validate_record(zone_text, body.name, body.type, body.data, body.ttl, body.priority)
+        record = records.validate_record(
+            zone_text, body.name, body.type, body.data, body.ttl, body.priority
+        )
     except RecordError as exc:
         raise record_error(exc) from None
 
     def check(_zone: ZoneRow, existing: list[RecordRow]) -> None:
         records.check_rrset_rules(zone_text, [as_record(r) for r in existing], record)
 
-    values = {"name": record.name, "type": record.type, "data": record.data, "ttl": record.ttl, "priority": record.priority}
+    values = {
+        "name": record.name,
+        "type": record.type,
+        "data": record.data,
+        "ttl": record.ttl,
+        "priority": record.priority,
+    }
     try:
         added = await store_dns.add_record(state.store, zone_text, values, check)
     except RecordError as exc:
@@ -253,15 +285,22 @@ async def add_record(name: str, body: RecordCreate, state: AdminState = Depends(
         raise not_found("zone", name)
     zone, row = added
     body_json = record_json(zone, row)
-    await state.hub.publish("dnsRecordAdded", {"zone": zone.name, "serial": zone.serial, "record": body_json})
+    await state.hub.publish(
+        "dnsRecordAdded",
+        {"zone": zone.name, "serial": zone.serial, "record": body_json},
+    )
     return body_json
 
 
 @router.put("/records/{record_id}")
-async def update_record(record_id: int, body: RecordUpdate, state: AdminState = Depends(get_state)) -> dict[str, Any]:
+async def update_record(
+    record_id: int, body: RecordUpdate, state: AdminState = Depends(get_state)
+) -> dict[str, Any]:
     given = body.model_dump(exclude_unset=True)
 
-    def build(zone: ZoneRow, old: RecordRow, existing: list[RecordRow]) -> dict[str, Any]:
+    def build(
+        zone: ZoneRow, old: RecordRow, existing: list[RecordRow]
+    ) -> dict[str, Any]:
         rdtype = (given.get("type") or old.type).upper()
         if "priority" in given:
             priority = given["priority"]
@@ -275,9 +314,17 @@ async def update_record(record_id: int, body: RecordUpdate, state: AdminState = 
             given["ttl"] if "ttl" in given else old.ttl,
             priority,
         )
-        record = Record(record.name, record.type, record.data, record.ttl, record.priority, old.id)
+        record = Record(
+            record.name, record.type, record.data, record.ttl, record.priority, old.id
+        )
         records.check_rrset_rules(zone.name, [as_record(r) for r in existing], record)
-        return {"name": record.name, "type": record.type, "data": record.data, "ttl": record.ttl, "priority": record.priority}
+        return {
+            "name": record.name,
+            "type": record.type,
+            "data": record.data,
+            "ttl": record.ttl,
+            "priority": record.priority,
+        }
 
     try:
         updated = await store_dns.update_record(state.store, record_id, build)
@@ -287,32 +334,52 @@ async def update_record(record_id: int, body: RecordUpdate, state: AdminState = 
         raise not_found("record", record_id)
     zone, row = updated
     body_json = record_json(zone, row)
-    await state.hub.publish("dnsRecordUpdated", {"zone": zone.name, "serial": zone.serial, "record": body_json})
+    await state.hub.publish(
+        "dnsRecordUpdated",
+        {"zone": zone.name, "serial": zone.serial, "record": body_json},
+    )
     return {"success": True, "record": body_json}
 
 
 @router.delete("/records/{record_id}")
-async def delete_record(record_id: int, state: AdminState = Depends(get_state)) -> dict[str, Any]:
+async def delete_record(
+    record_id: int, state: AdminState = Depends(get_state)
+) -> dict[str, Any]:
     deleted = await store_dns.delete_record(state.store, record_id)
     if deleted is None:
         raise not_found("record", record_id)
     zone, _row = deleted
-    await state.hub.publish("dnsRecordDeleted", {"zone": zone.name, "serial": zone.serial, "id": record_id})
+    await state.hub.publish(
+        "dnsRecordDeleted", {"zone": zone.name, "serial": zone.serial, "id": record_id}
+    )
     return {"success": True}
 
 
 @router.get("/zones/{name}/export", response_class=PlainTextResponse)
-async def export_zone(name: str, state: AdminState = Depends(get_state)) -> PlainTextResponse:
+async def export_zone(
+    name: str, state: AdminState = Depends(get_state)
+) -> PlainTextResponse:
     zone, zone_records = await find_zone(state, name)
     soa = zonefile.Soa(
-        zone.primary_ns, zone.email, zone.serial, zone.refresh, zone.retry, zone.expire, zone.minimum, zone.ttl
+        zone.primary_ns,
+        zone.email,
+        zone.serial,
+        zone.refresh,
+        zone.retry,
+        zone.expire,
+        zone.minimum,
+        zone.ttl,
     )
-    text = zonefile.export(zone.name, soa, zone.ttl, [as_record(r) for r in zone_records])
+    text = zonefile.export(
+        zone.name, soa, zone.ttl, [as_record(r) for r in zone_records]
+    )
     return PlainTextResponse(text, media_type="text/plain")
 
 
 @router.post("/zones/{name}/import")
-async def import_zone(name: str, body: ZoneImport, state: AdminState = Depends(get_state)) -> dict[str, Any]:
+async def import_zone(
+    name: str, body: ZoneImport, state: AdminState = Depends(get_state)
+) -> dict[str, Any]:
     zone_text = zone_name(name)
     try:
         parsed = zonefile.parse(zone_text, body.zoneFile)
@@ -353,7 +420,11 @@ async def import_zone(name: str, body: ZoneImport, state: AdminState = Depends(g
         parsed.soa.serial if parsed.soa is not None else None,
         rows,
     )
-    logger.info("zone %s imported: %d records, serial %d", zone.name, len(rows), zone.serial)
+    logger.info(
+        "zone %s imported: %d records, serial %d", zone.name, len(rows), zone.serial
+    )
     event = "dnsZoneCreated" if created else "dnsZoneUpdated"
-    await state.hub.publish(event, {"name": zone.name, "serial": zone.serial, "recordsImported": len(rows)})
+    await state.hub.publish(
+        event, {"name": zone.name, "serial": zone.serial, "recordsImported": len(rows)}
+    )
     return {"success": True, "recordsImported": len(rows)}

@@ -162,13 +162,21 @@ def sites_dir(state: AdminState) -> Path:
     return (state.data_dir / SITES_DIRNAME).resolve()
 
 
-def _create_managed_root(state: AdminState, domain: str) -> tuple[Path, bool]:
+def _create_managed_root(
+    state: AdminState, domain: str, roots_in_use: set[str]
+) -> tuple[Path, bool]:
     """Create DATA_DIR/sites/DOMAIN with a placeholder page.
 
-    Returns the folder and whether this call created it (an existing folder,
-    left by a vhost deleted without its files, is reused as it is).
+    Returns the folder and whether this call created it. An existing folder
+    left by a vhost deleted without its files is reused as it is. A folder
+    still used by another vhost (one renamed since) is not shared: the new
+    vhost gets DOMAIN_2, DOMAIN_3 and so on, names no hostname can take.
     """
     root = sites_dir(state) / domain
+    suffix = 2
+    while str(root) in roots_in_use:
+        root = sites_dir(state) / f"{domain}_{suffix}"
+        suffix += 1
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     index = root / "index.html"
@@ -187,7 +195,7 @@ def _is_managed_path(state: AdminState, path: str) -> bool:
 
 async def _views(state: AdminState, items: list[Vhost]) -> list[dict[str, Any]]:
     stats = await vhost_store.stats_by_vhost(state.store)
-    certificates = await vhost_store.current_certificates(state.store)
+    certificates = await vhost_store.current_certificates(state.store, items)
     return [
         vhost_json(vhost, stats.get(vhost.id, VhostStats()), certificates.get(vhost.id))
         for vhost in items
@@ -237,7 +245,10 @@ async def create_vhost(
             None,
         )
     else:
-        root, created = await asyncio.to_thread(_create_managed_root, state, domain)
+        in_use = {v.document_root for v in await vhost_store.list_vhosts(state.store)}
+        root, created = await asyncio.to_thread(
+            _create_managed_root, state, domain, in_use
+        )
         document_root, managed, created_root = (
             str(root),
             True,
@@ -332,9 +343,17 @@ async def delete_vhost(
 
     files_deleted = False
     if deleteFiles:
-        # Only a folder OneStack made under DATA_DIR/sites goes; a root the
-        # user named is theirs and stays, whatever the query asks.
-        if vhost.managed_root and _is_managed_path(state, vhost.document_root):
+        # Only a folder that OneStack created under DATA_DIR/sites is deleted.
+        # A root the user named stays, whatever the query requests.
+        remaining = await vhost_store.list_vhosts(state.store)
+        shared = any(v.document_root == vhost.document_root for v in remaining)
+        if shared:
+            logger.info(
+                "vhost %d: kept %s because another vhost serves it",
+                vhost.id,
+                vhost.document_root,
+            )
+        elif vhost.managed_root and _is_managed_path(state, vhost.document_root):
             await asyncio.to_thread(shutil.rmtree, vhost.document_root)
             files_deleted = True
         else:

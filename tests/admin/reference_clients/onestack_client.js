@@ -1,6 +1,6 @@
 // Reproduces the JavaScript client example of the OneStack REST API
-// reference (fetch, Node 20) as written there; only the export at the end
-// is added so that the tests can load the class.
+// reference (fetch, Node 20) as written there. Only the export at the end
+// is added, so that the tests can load the class.
 class OneStackClient {
   constructor(baseUrl, username, password) {
     this.baseUrl = baseUrl;

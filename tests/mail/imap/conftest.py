@@ -45,7 +45,9 @@ class ImapHarness:
         self.store = Store(url)
         self.run(self.store.migrate())
         self.context = WorkerContext(data_dir=data_dir, store=self.store, events=None)
-        self.server: ImapServer = self.run(start_imap_server(self.config, self.context, None))
+        self.server: ImapServer = self.run(
+            start_imap_server(self.config, self.context, None)
+        )
         self.server.idle_poll_seconds = 0.5
         self.mail = MailStore(self.store)
 
@@ -124,9 +126,13 @@ def imap(tmp_path: Path) -> Iterator[ImapHarness]:
         harness.close()
 
 
-def make_message(number: int, subject: str | None = None, body: str | None = None) -> bytes:
+def make_message(
+    number: int, subject: str | None = None, body: str | None = None
+) -> bytes:
     subject = subject if subject is not None else f"Message {number}"
-    body = body if body is not None else f"Body of message {number}.\r\nSecond line.\r\n"
+    body = (
+        body if body is not None else f"Body of message {number}.\r\nSecond line.\r\n"
+    )
     return (
         f"From: Sender {number} <sender{number}@example.org>\r\n"
         f"To: alice@example.com\r\n"

@@ -16,7 +16,9 @@ MESSAGES = 500
 
 
 def message_ids_local(path: Path) -> list[str]:
-    return [str(message["Message-ID"]) for message in mailbox.Maildir(path, create=False)]
+    return [
+        str(message["Message-ID"]) for message in mailbox.Maildir(path, create=False)
+    ]
 
 
 def message_ids_remote(imap: ImapHarness, folder: str = "INBOX") -> list[str]:
@@ -27,7 +29,10 @@ def message_ids_remote(imap: ImapHarness, folder: str = "INBOX") -> list[str]:
         assert target is not None
         states = await imap.mail.message_states(target.id)
         rows = await imap.mail.fetch_rows(target.id, [s.uid for s in states], True)
-        return [str(email.message_from_bytes(row.raw)["Message-ID"]) for row in rows.values()]
+        return [
+            str(email.message_from_bytes(row.raw)["Message-ID"])
+            for row in rows.values()
+        ]
 
     return imap.run(read())
 
@@ -48,7 +53,9 @@ def remote_flags(imap: ImapHarness) -> dict[str, tuple[str, ...]]:
     return imap.run(read())
 
 
-@pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync (isync) is not installed")
+@pytest.mark.skipif(
+    shutil.which("mbsync") is None, reason="mbsync (isync) is not installed"
+)
 def test_mbsync_both_ways_twice(imap: ImapHarness, tmp_path: Path) -> None:
     local = tmp_path / "mail"
     local.mkdir()
@@ -89,7 +96,10 @@ SyncState *
 
     def sync() -> None:
         result = subprocess.run(
-            ["mbsync", "-c", str(config), "-a"], capture_output=True, text=True, timeout=120
+            ["mbsync", "-c", str(config), "-a"],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stdout + result.stderr
 
@@ -145,7 +155,9 @@ SyncState *
 @pytest.mark.skipif(shutil.which("mutt") is None, reason="mutt is not installed")
 def test_mutt_lists_and_reads(imap: ImapHarness, tmp_path: Path) -> None:
     imap.deliver("alice@example.com", make_message(1, subject="Hello from mutt"))
-    imap.deliver("alice@example.com", make_message(2, body="The secret word is pelican.\r\n"))
+    imap.deliver(
+        "alice@example.com", make_message(2, body="The secret word is pelican.\r\n")
+    )
     muttrc = tmp_path / "muttrc"
     piped = tmp_path / "piped.txt"
     muttrc.write_text(

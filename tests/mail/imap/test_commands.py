@@ -25,7 +25,14 @@ def test_capability_before_and_after_login(imap: ImapHarness) -> None:
     client.login("alice@example.com", PASSWORD)
     typ, data = client.capability()
     assert typ == "OK"
-    for name in (b"IDLE", b"UIDPLUS", b"MOVE", b"SPECIAL-USE", b"CONDSTORE", b"UNSELECT"):
+    for name in (
+        b"IDLE",
+        b"UIDPLUS",
+        b"MOVE",
+        b"SPECIAL-USE",
+        b"CONDSTORE",
+        b"UNSELECT",
+    ):
         assert name in data[0]
     assert client.noop()[0] == "OK"
     assert client.logout()[0] == "BYE"
@@ -151,7 +158,7 @@ def test_select_examine_status(imap: ImapHarness) -> None:
 
 def test_append_with_flags_date_and_literal(imap: ImapHarness) -> None:
     client = connect(imap)
-    raw = make_message(1, body="line with \"quotes\" and {braces}\r\n")
+    raw = make_message(1, body='line with "quotes" and {braces}\r\n')
     typ, data = client.append(
         "Drafts", "(\\Draft $Label1)", '"17-Jul-1996 02:44:25 -0700"', raw
     )
@@ -183,7 +190,10 @@ def test_store_flags_and_expunge(imap: ImapHarness) -> None:
     client = connect(imap)
     client.select("INBOX")
     typ, data = client.store("1:2", "+FLAGS", "(\\Deleted \\Flagged)")
-    assert data == [b"1 (UID 1 FLAGS (\\Flagged \\Deleted))", b"2 (UID 2 FLAGS (\\Flagged \\Deleted))"]
+    assert data == [
+        b"1 (UID 1 FLAGS (\\Flagged \\Deleted))",
+        b"2 (UID 2 FLAGS (\\Flagged \\Deleted))",
+    ]
     typ, data = client.store("2", "-FLAGS", "(\\Flagged)")
     assert data == [b"2 (UID 2 FLAGS (\\Deleted))"]
     typ, data = client.store("3", "FLAGS.SILENT", "(\\Answered custom)")
@@ -229,9 +239,12 @@ def test_copy_and_move_with_uidplus(imap: ImapHarness) -> None:
         assert client.search("ALL") == [1, 2]
         archive = client.select_folder("Archive")
         assert archive[b"EXISTS"] == 2
-        assert client.fetch([1, 2], ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])[1][
-            b"BODY[HEADER.FIELDS (SUBJECT)]"
-        ] == b"Subject: Message 0\r\n\r\n"
+        assert (
+            client.fetch([1, 2], ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])[1][
+                b"BODY[HEADER.FIELDS (SUBJECT)]"
+            ]
+            == b"Subject: Message 0\r\n\r\n"
+        )
         with pytest.raises(Exception, match="TRYCREATE"):
             client.copy([1], "Nowhere")
 
@@ -252,10 +265,14 @@ def test_copyuid_response(imap: ImapHarness) -> None:
 
 def test_search_keys(imap: ImapHarness) -> None:
     imap.deliver("alice@example.com", make_message(1, subject="Invoice March"))
-    imap.deliver("alice@example.com", make_message(2, body="the body mentions a Zebra\r\n"))
+    imap.deliver(
+        "alice@example.com", make_message(2, body="the body mentions a Zebra\r\n")
+    )
     imap.deliver(
         "alice@example.com",
-        make_message(3, subject="=?utf-8?q?Gr=C3=BC=C3=9Fe?=", body="x" * 5000 + "\r\n"),
+        make_message(
+            3, subject="=?utf-8?q?Gr=C3=BC=C3=9Fe?=", body="x" * 5000 + "\r\n"
+        ),
     )
     client = connect(imap)
     client.select("INBOX")
@@ -342,7 +359,9 @@ def test_condstore(imap: ImapHarness) -> None:
         selected = client.select_folder("INBOX")
         highest = selected[b"HIGHESTMODSEQ"]
         client.add_flags([2], [b"\\Seen"])
-        changed = client.fetch([1, 2, 3], ["FLAGS"], modifiers=[f"CHANGEDSINCE {highest}"])
+        changed = client.fetch(
+            [1, 2, 3], ["FLAGS"], modifiers=[f"CHANGEDSINCE {highest}"]
+        )
         assert list(changed) == [2]
         assert changed[2][b"MODSEQ"][0] > highest
         modseq = changed[2][b"MODSEQ"][0]
@@ -354,7 +373,9 @@ def test_condstore(imap: ImapHarness) -> None:
     raw = RawClient(imap.port)
     raw.login()
     raw.command(b"s SELECT INBOX (CONDSTORE)")
-    reply = raw.command(b"u UID STORE 1:2 (UNCHANGEDSINCE %d) +FLAGS (\\Flagged)" % (modseq - 1))
+    reply = raw.command(
+        b"u UID STORE 1:2 (UNCHANGEDSINCE %d) +FLAGS (\\Flagged)" % (modseq - 1)
+    )
     assert reply[-1].startswith(b"u OK [MODIFIED 2]"), reply
     assert any(b"UID 1 FLAGS (\\Flagged) MODSEQ" in line for line in reply), reply
     reply = raw.command(b"f UID FETCH 2 (FLAGS)")

@@ -27,7 +27,9 @@ def nested_message() -> bytes:
     message["Date"] = "Tue, 1 Mar 2022 10:00:00 +0000"
     message.set_content("plain text\n")
     message.add_alternative("<p>html text</p>\n", subtype="html")
-    message.add_attachment(b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="doc.pdf")
+    message.add_attachment(
+        b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="doc.pdf"
+    )
     message.add_attachment(inner)
     return message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
@@ -98,7 +100,10 @@ def test_body_sections(imap: ImapHarness) -> None:
     assert b"Subject: forwarded" in section("3.HEADER")
     assert section("3.TEXT") == b"inner body\r\n"
     assert section("3.1") == b"inner body\r\n"
-    assert section("HEADER.FIELDS (SUBJECT CC)") == b"Cc: dave@example.org\r\nSubject: nested\r\n\r\n"
+    assert (
+        section("HEADER.FIELDS (SUBJECT CC)")
+        == b"Cc: dave@example.org\r\nSubject: nested\r\n\r\n"
+    )
     not_fields = section("HEADER.FIELDS.NOT (SUBJECT)")
     assert b"Subject:" not in not_fields
     assert b"From: Carol" in not_fields

@@ -69,7 +69,9 @@ def test_sequence_set_contains() -> None:
 
 def test_fetch_items_with_sections() -> None:
     items = fetch.parse_items(
-        CommandReader(b"(UID BODY.PEEK[HEADER.FIELDS (From Subject)]<0.100> BODY[1.2.MIME])")
+        CommandReader(
+            b"(UID BODY.PEEK[HEADER.FIELDS (From Subject)]<0.100> BODY[1.2.MIME])"
+        )
     )
     assert [item.name for item in items] == ["UID", "BODY", "BODY"]
     assert items[1].section == "HEADER.FIELDS (FROM SUBJECT)"

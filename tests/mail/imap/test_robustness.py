@@ -106,7 +106,10 @@ def test_bad_responses_name_the_reason(imap: ImapHarness) -> None:
     client = RawClient(imap.port)
     assert client.command(b"a FROB")[-1] == b"a BAD unknown command FROB\r\n"
     assert client.command(b"b LOGIN")[-1] == b"b BAD expected a space\r\n"
-    assert client.command(b'c LOGIN "unterminated')[-1] == b"c BAD unterminated quoted string\r\n"
+    assert (
+        client.command(b'c LOGIN "unterminated')[-1]
+        == b"c BAD unterminated quoted string\r\n"
+    )
     client.send(b"+ NOOP\r\n")
     assert client.readline() == b"* BAD missing command tag\r\n"
     client.close()
@@ -149,7 +152,9 @@ def test_starttls_then_login(tmp_path: Path) -> None:
         harness.close()
 
 
-def test_autologout_before_login(imap: ImapHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_autologout_before_login(
+    imap: ImapHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(session_module, "PREAUTH_TIMEOUT_SECONDS", 0.5)
     client = RawClient(imap.port)
     assert client.readline() == b"* BYE autologout timer expired\r\n"

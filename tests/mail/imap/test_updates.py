@@ -85,7 +85,9 @@ def test_idle_sees_moves_and_flags_from_elsewhere(imap: ImapHarness) -> None:
     assert (1, b"EXPUNGE") in moved
 
 
-def test_idle_wakes_on_mail_stored_by_another_process(imap: ImapHarness, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_idle_wakes_on_mail_stored_by_another_process(
+    imap: ImapHarness, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     client = login(imap)
     client.select_folder("INBOX")
     client.idle()
@@ -110,6 +112,9 @@ def test_idle_wakes_on_mail_stored_by_another_process(imap: ImapHarness, tmp_pat
     responses = client.idle_check(timeout=15)
     client.idle_done()
     assert (1, b"EXISTS") in responses
-    assert client.fetch([1], ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])[1][
-        b"BODY[HEADER.FIELDS (SUBJECT)]"
-    ] == b"Subject: other process\r\n\r\n"
+    assert (
+        client.fetch([1], ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])[1][
+            b"BODY[HEADER.FIELDS (SUBJECT)]"
+        ]
+        == b"Subject: other process\r\n\r\n"
+    )
