@@ -130,3 +130,20 @@ def test_websocket_upgrade_is_not_the_index(server) -> None:
         with client.stream("GET", server.admin_url + "/", headers=headers) as response:
             assert response.status_code != 200
             assert "text/html" not in response.headers.get("content-type", "")
+
+
+def test_unknown_api_path_is_404_for_any_method(server) -> None:
+    response = httpx.post(server.admin_url + "/api/no-such-route", auth=server.auth)
+
+    assert response.status_code == 404
+    assert response.json()["details"] == {}
+
+
+def test_missing_resource_404_has_details(server) -> None:
+    # The panel tells "no such route" from "no such resource" by the details.
+    response = httpx.get(
+        server.admin_url + "/api/modules/no-such-module", auth=server.auth
+    )
+
+    assert response.status_code == 404
+    assert response.json()["details"] != {}

@@ -36,9 +36,11 @@ export class ApiError extends Error {
     this.retryAfter = retryAfter;
   }
 
-  // A 404 from a list or action route means this server has no such route.
+  // A 404 without details is the router's answer for a path it has no
+  // route for: this server version lacks the feature. A missing resource
+  // (a zone, a message) comes with details naming it.
   get unavailable() {
-    return this.status === 404;
+    return this.status === 404 && Object.keys(this.details).length === 0;
   }
 }
 

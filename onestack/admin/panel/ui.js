@@ -98,15 +98,6 @@ export function Checkbox({ label, checked, onChange, name }) {
   </div>`;
 }
 
-export function Select({ label, value, options, onChange, name, error }) {
-  return html`<${Field} label=${label} error=${error}>
-    ${(id) => html`<select id=${id} name=${name} value=${value}
-        onChange=${(event) => onChange(event.currentTarget.value)}>
-      ${options.map((option) => html`<option value=${option}>${option}</option>`)}
-    </select>`}
-  <//>`;
-}
-
 // A delete button that asks again in place, so no modal dialog is needed.
 export function ConfirmButton({ label, confirmLabel, onConfirm, disabled }) {
   const [armed, setArmed] = useState(false);
