@@ -247,7 +247,7 @@ function ZoneView({ name, onDeleted, live }) {
     <${ErrorBox} error=${error} />
     <h3>Records</h3>
     <${AddRecord} zone=${name} onAdded=${zone.reload} />
-    <div class="table-wrap"><table class="records">
+    <div class="table-wrap"><table class="records stack">
       <thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Data</th>
         <th scope="col">TTL</th><th scope="col">Priority</th><th scope="col">Actions</th></tr></thead>
       <tbody>

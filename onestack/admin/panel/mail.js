@@ -193,7 +193,7 @@ function MessageList({ mailbox, live }) {
     </div>
     <${ErrorBox} error=${messages.error} feature="Messages" />
     ${messages.data
-      ? html`<div class="table-wrap"><table class="message-list">
+      ? html`<div class="table-wrap"><table class="message-list stack">
           <thead><tr><th scope="col">From</th><th scope="col">Subject</th><th scope="col">Date</th>
             <th scope="col">Size</th></tr></thead>
           <tbody>
@@ -339,7 +339,7 @@ export function Mail({ params, live }) {
           }} onCancel=${() => setCreating(false)} />`
         : null}
       <${ErrorBox} error=${error} />
-      <div class="table-wrap"><table class="mailboxes">
+      <div class="table-wrap"><table class="mailboxes stack">
         <thead><tr><th scope="col">Address</th><th scope="col">Name</th><th scope="col">Quota</th>
           <th scope="col">Messages</th><th scope="col">Enabled</th><th scope="col">Actions</th></tr></thead>
         <tbody>

@@ -126,7 +126,7 @@ export function Sftp({ live }) {
         }} onCancel=${() => setCreating(false)} />`
       : null}
     <${ErrorBox} error=${error} />
-    <div class="table-wrap"><table class="ssh-users">
+    <div class="table-wrap"><table class="ssh-users stack">
       <thead><tr><th scope="col">User</th><th scope="col">Site</th><th scope="col">Keys</th>
         <th scope="col">Password</th><th scope="col">Enabled</th><th scope="col">Actions</th></tr></thead>
       <tbody>

@@ -225,7 +225,7 @@ export function Sites({ params, live }) {
       : null}
     ${created ? html`<p class="notice" role="status">Site ${created.domain} created.</p>` : null}
     ${vhosts.data
-      ? html`<div class="table-wrap"><table class="vhosts">
+      ? html`<div class="table-wrap"><table class="vhosts stack">
           <thead><tr><th scope="col">Domain</th><th scope="col">Enabled</th><th scope="col">HTTPS</th>
             <th scope="col">Requests</th><th scope="col">Served</th><th scope="col">Last request</th>
             <th scope="col"><span class="sr-only">Details</span></th></tr></thead>
