@@ -41,6 +41,8 @@ async function readCounters(status) {
   if (email.status === "fulfilled" && email.value) {
     mail = Number(email.value.messagesReceived || 0) + Number(email.value.messagesSent || 0);
   }
+  // NOTE: no API reports DNS queries yet, so the DNS chart stays empty until
+  // status events carry counters.dnsQueries.
   return { http, dns: null, mail };
 }
 
