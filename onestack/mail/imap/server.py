@@ -16,6 +16,7 @@ import contextlib
 import logging
 import ssl
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from onestack.config import EmailConfig
@@ -55,10 +56,13 @@ class ImapServer:
         config: EmailConfig,
         context: WorkerContext,
         ssl_context: ssl.SSLContext | None,
+        count: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.context = context
         self.ssl_context = ssl_context
+        # Adds to a named counter of /api/email/stats (imapConnections).
+        self.count = count or (lambda _name: None)
         self.mail = MailStore(context.store)
         self.cache = MessageCache()
         self.throttle = LoginThrottle(context.store)
@@ -107,6 +111,7 @@ class ImapServer:
     async def _accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        self.count("imapConnections")
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -218,9 +223,12 @@ class ImapServer:
 
 
 async def start_imap_server(
-    config: EmailConfig, context: WorkerContext, ssl_context: ssl.SSLContext | None
+    config: EmailConfig,
+    context: WorkerContext,
+    ssl_context: ssl.SSLContext | None,
+    count: Callable[[str], None] | None = None,
 ) -> ImapServer:
     """Bind ``config.host:config.imap.port`` (SO_REUSEPORT) and serve IMAP."""
-    server = ImapServer(config, context, ssl_context)
+    server = ImapServer(config, context, ssl_context, count)
     await server.start()
     return server
