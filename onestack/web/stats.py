@@ -34,11 +34,11 @@ class VhostStats:
 
     def take(self) -> dict[int, StatsDelta]:
         """Return copies of the non-zero deltas and zero them."""
-        taken: dict[int, StatsDelta] = {}
+        copies: dict[int, StatsDelta] = {}
         for vhost_id, delta in self.deltas.items():
             if not delta.requests:
                 continue
-            taken[vhost_id] = StatsDelta(
+            copies[vhost_id] = StatsDelta(
                 delta.requests,
                 delta.bytes_served,
                 delta.response_time_ms,
@@ -47,7 +47,7 @@ class VhostStats:
             delta.requests = 0
             delta.bytes_served = 0
             delta.response_time_ms = 0.0
-        return taken
+        return copies
 
     async def flush(self, store: Store) -> None:
         """Add the deltas to ``vhost_stats``; on failure keep them for next time."""

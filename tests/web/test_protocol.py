@@ -393,7 +393,7 @@ async def test_ready_responses_dropped_when_vhosts_change(
     connection, transport = connect(state)
     get_once(connection, transport)
     assert get_once(connection, transport).status == 200
-    # The second read was answered from a ready response and is remembered.
+    # The second read was served from a ready response and is remembered.
     assert connection.repeat_entry is not None
     other_root = tmp_path / "other"
     other_root.mkdir()
@@ -418,17 +418,17 @@ async def test_stats_taken_while_ready_response_in_use(state: ServerState) -> No
     connection, transport = connect(state)
     get_once(connection, transport)
     get_once(connection, transport)
-    taken = state.stats.take()
-    assert taken[1].requests == 2
-    assert taken[1].bytes_served == 40
-    assert taken[1].last_request > 0
+    counts = state.stats.take()
+    assert counts[1].requests == 2
+    assert counts[1].bytes_served == 40
+    assert counts[1].last_request > 0
     assert not state.stats.pending()
     get_once(connection, transport)
     assert state.stats.deltas[1].requests == 1
     assert state.stats.take()[1].bytes_served == 20
 
 
-async def test_repeated_read_answered_without_parsing(
+async def test_repeated_read_skips_parser(
     state: ServerState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     connection, transport = connect(state)
