@@ -25,11 +25,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
 
 from onestack.store import Store  # noqa: E402
 from onestack.store.tables import vhost_names, vhosts  # noqa: E402
@@ -324,9 +327,41 @@ def check_answer(server: str, port: int, name: str) -> None:
         )
 
 
+@dataclass
+class Measure:
+    """One wrk run: its rate, and the server's CPU time per request served."""
+
+    rate: float
+    cpu_us: float
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """Return user plus system CPU seconds of a process and its descendants."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def run_wrk(
-    server: str, port: int, name: str, duration: int, connections: int, threads: int
-) -> float:
+    server: str,
+    port: int,
+    name: str,
+    duration: int,
+    connections: int,
+    threads: int,
+    pid: int,
+) -> Measure:
+    cpu_before = tree_cpu_seconds(pid)
     output = subprocess.run(
         [
             "wrk",
@@ -342,12 +377,15 @@ def run_wrk(
         timeout=duration + 60,
         check=True,
     ).stdout
+    cpu_used = tree_cpu_seconds(pid) - cpu_before
     match = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    if match is None:
+    served = re.search(r"(\d+) requests in", output)
+    if match is None or served is None:
         raise RuntimeError(f"wrk printed no rate:\n{output}")
     if "Non-2xx" in output or "Socket errors" in output:
         print(f"    wrk reported errors:\n{output}", file=sys.stderr)
-    return float(match.group(1))
+    requests = max(int(served.group(1)), 1)
+    return Measure(float(match.group(1)), cpu_used / requests * 1e6)
 
 
 def files_for(server: str) -> list[str]:
@@ -406,7 +444,12 @@ def main() -> None:
     # Every (server, file) pair is measured once per round, servers in turn,
     # and the best round counts: on a shared machine other load only ever
     # lowers a rate, so the best of several rounds is the fairest figure.
+    # CPU time per request (user plus system of the server's process tree,
+    # divided by the requests wrk counted) moves far less with the load, so
+    # it is kept too, lowest of the rounds.
     results: dict[str, dict[str, float]] = {server: {} for server in servers}
+    cpu: dict[str, dict[str, float]] = {server: {} for server in servers}
+    loads: list[float] = []
     base = Path(tempfile.mkdtemp(prefix="onestack-bench-"))
     # nginx and lighttpd workers run as an unprivileged user and must read it.
     base.chmod(0o755)
@@ -422,22 +465,22 @@ def main() -> None:
                 check_answer(server, port, name)
         time.sleep(1.0)
         for round_number in range(1, args.rounds + 1):
-            for server, (port, _) in processes.items():
+            for server, (port, process) in processes.items():
                 for name in files_for(server):
-                    run_wrk(
-                        server, port, name, 1, args.connections, args.threads
-                    )  # warm-up
-                    rate = run_wrk(
-                        server,
-                        port,
-                        name,
-                        args.duration,
-                        args.connections,
-                        args.threads,
+                    wrk_args = (args.connections, args.threads, process.pid)
+                    run_wrk(server, port, name, 1, *wrk_args)  # warm-up
+                    loads.append(os.getloadavg()[0])
+                    measure = run_wrk(server, port, name, args.duration, *wrk_args)
+                    loads.append(os.getloadavg()[0])
+                    results[server][name] = max(
+                        measure.rate, results[server].get(name, 0.0)
                     )
-                    results[server][name] = max(rate, results[server].get(name, 0.0))
+                    cpu[server][name] = min(
+                        measure.cpu_us, cpu[server].get(name, float("inf"))
+                    )
                     print(
-                        f"round {round_number} {server:14} {name:10} {rate:12.0f} req/s",
+                        f"round {round_number} {server:14} {name:10} "
+                        f"{measure.rate:12.0f} req/s {measure.cpu_us:8.1f} us CPU/req",
                         flush=True,
                     )
     finally:
@@ -447,25 +490,33 @@ def main() -> None:
 
     print()
     print(
-        f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; nproc: {os.cpu_count()}; cpu: {cpu_model()}"
+        f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; nproc: {os.cpu_count()}; "
+        f"cpu: {cpu_model()}; load average (1 min) during the runs: "
+        f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f}"
     )
     print(
         f"workers: {args.workers}; wrk -t{args.threads} -c{args.connections} "
-        f"-d{args.duration}s on loopback, best of {args.rounds} rounds"
+        f"-d{args.duration}s on loopback, best of {args.rounds} rounds; "
+        "CPU us/req: server process tree user+sys per request, lowest round"
     )
     print()
     print(
         "| server | "
-        + " | ".join(f"{name} req/s" for name in FILES)
+        + " | ".join(f"{name} req/s | {name} CPU us/req" for name in FILES)
         + " | "
         + " | ".join(f"{name} vs nginx" for name in FILES)
         + " |"
     )
-    print("|---" * (1 + 2 * len(FILES)) + "|")
+    print("|---" * (1 + 3 * len(FILES)) + "|")
     for server, rates in results.items():
         # HTTPS rows compare with nginx over HTTPS, the others with plain nginx.
         reference = results.get("nginx-https" if server.endswith("-https") else "nginx")
-        cells = [f"{rates[name]:.0f}" if name in rates else "-" for name in FILES]
+        cells = []
+        for name in FILES:
+            if name in rates:
+                cells += [f"{rates[name]:.0f}", f"{cpu[server][name]:.1f}"]
+            else:
+                cells += ["-", "-"]
         ratios = [
             f"{rates[name] / reference[name]:.2f}"
             if reference and name in rates

@@ -65,38 +65,37 @@ def format_time(timestamp: float) -> bytes:
 def format_entries(entries: list[AccessEntry]) -> bytes:
     """Format combined-log lines, each ending in a newline."""
     lines = []
+    # Requests served from a ready response in the same second give equal
+    # entries, because their time is the second itself. Each is formatted once.
+    formatted: dict[AccessEntry, bytes] = {}
     second = -1
     stamp = b""
-    for (
-        addr,
-        timestamp,
-        method,
-        target,
-        version,
-        status,
-        size,
-        referer,
-        agent,
-    ) in entries:
-        if int(timestamp) != second:
-            second = int(timestamp)
-            stamp = format_time(second)
-        lines.append(
-            b'%s - - [%s] "%s %s HTTP/%s" %d %s "%s" "%s"\n'
-            % (
-                addr,
-                stamp,
-                # httptools accepts only token characters in a method, and
-                # the version is rebuilt from numbers: neither needs escaping.
-                method,
-                escape(target),
-                version,
-                status,
-                b"%d" % size if size else b"-",
-                b"-" if referer is None else escape(referer),
-                b"-" if agent is None else escape(agent),
+    for entry in entries:
+        line = formatted.get(entry)
+        if line is None:
+            addr, timestamp, method, target, version, status, size, referer, agent = (
+                entry
             )
-        )
+            if int(timestamp) != second:
+                second = int(timestamp)
+                stamp = format_time(second)
+            line = formatted[entry] = (
+                b'%s - - [%s] "%s %s HTTP/%s" %d %s "%s" "%s"\n'
+                % (
+                    addr,
+                    stamp,
+                    # httptools accepts only token characters in a method, and
+                    # the version is rebuilt from numbers: neither needs escaping.
+                    method,
+                    escape(target),
+                    version,
+                    status,
+                    b"%d" % size if size else b"-",
+                    b"-" if referer is None else escape(referer),
+                    b"-" if agent is None else escape(agent),
+                )
+            )
+        lines.append(line)
     return b"".join(lines)
 
 

@@ -12,6 +12,7 @@ from onestack.events import Event
 from onestack.modules import Module, WorkerContext
 from onestack.web.accesslog import AccessLog
 from onestack.web.server import WebServer
+from onestack.web.tls_object import DirectSSLObject
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class HttpsModule(HttpModule):
         self.certificates = CertificateSet(self.context.store, self.context.data_dir)
         await self.certificates.load()
         context: ssl.SSLContext = self.certificates.server_context()
+        context.sslobject_class = DirectSSLObject
         return context
 
     async def on_event(self, event: Event) -> None:

@@ -14,9 +14,11 @@ from http import HTTPStatus
 from pathlib import Path
 
 from onestack.web import preconditions
+from onestack.web.accesslog import AccessEntry
 from onestack.web.files import (
     FOUND,
     REDIRECT,
+    REVALIDATE_SECONDS,
     SERVER_HEADER,
     FileCache,
     Representation,
@@ -30,7 +32,7 @@ from onestack.web.ranges import (
     multipart_parts,
     parse_range,
 )
-from onestack.web.vhost_table import Vhost, VhostTable, normalize_host
+from onestack.web.vhost_table import StatsDelta, Vhost, VhostTable, normalize_host
 
 ACME_PREFIX = b"/.well-known/acme-challenge/"
 ACME_TOKEN = re.compile(rb"^[A-Za-z0-9_-]+$")
@@ -120,11 +122,21 @@ class Reply:
 
 
 class Clock:
-    """The Date header line, formatted once per second."""
+    """The Date header line, formatted once per second.
+
+    ``line_until`` also returns the loop time at which the line goes out of
+    date, so that ready responses carrying it can be reused without reading
+    the wall clock per request.
+    """
 
     def __init__(self) -> None:
         self._second = -1
         self._line = b""
+
+    @property
+    def second(self) -> int:
+        """The Unix second the current Date line shows."""
+        return self._second
 
     def date_line(self) -> bytes:
         now = int(time.time())
@@ -133,24 +145,59 @@ class Clock:
             self._line = b"Date: " + http_date(now) + b"\r\n"
         return self._line
 
+    def line_until(self, loop_now: float) -> tuple[bytes, float]:
+        """Return the Date line and the loop time at which its second ends."""
+        wall = time.time()
+        second = int(wall)
+        if second != self._second:
+            self._second = second
+            self._line = b"Date: " + http_date(second) + b"\r\n"
+        return self._line, loop_now + (second + 1 - wall)
+
+
+# Ready responses up to this size are kept joined with their head. Bigger
+# bodies go out as two buffers in one writev, so the body is not copied.
+JOIN_LIMIT = 16 * 1024
+
 
 class FastEntry:
     """A ready 200 response for one (Host header, target) pair.
 
     It skips routing and path resolution for requests that carry no
-    conditional, range or connection headers, until the resource's next
-    revalidation is due.
+    conditional, range or connection headers. It is valid until
+    ``fresh_until`` (loop time): the end of the second its Date line shows,
+    or the resource's next revalidation, whichever comes first. After that
+    the next request takes the full path, which rebuilds the entry.
+    ``delta`` and ``log`` are the vhost's stats counter and access-log
+    buffer, attached by the connection on first use.
     """
 
-    __slots__ = ("vhost", "head", "body", "checked_at")
+    __slots__ = (
+        "vhost",
+        "response",
+        "parts",
+        "body_size",
+        "fresh_until",
+        "delta",
+        "log",
+    )
 
     def __init__(
-        self, vhost: Vhost, head: bytes, body: bytes, checked_at: float
+        self,
+        vhost: Vhost,
+        response: bytes | None,
+        parts: tuple[bytes, bytes] | None,
+        body_size: int,
+        fresh_until: float,
     ) -> None:
         self.vhost = vhost
-        self.head = head
-        self.body = body
-        self.checked_at = checked_at
+        # Either the whole response as one object, or (head, body).
+        self.response = response
+        self.parts = parts
+        self.body_size = body_size
+        self.fresh_until = fresh_until
+        self.delta: StatsDelta | None = None
+        self.log: list[AccessEntry] | None = None
 
 
 # Ready responses kept per worker; the table is cleared when it grows past this.
@@ -180,10 +227,18 @@ class Router:
         """Replace the vhost table and forget everything derived from the old one."""
         self.vhosts = vhosts
         self.files.clear()
+        # Connections may still hold entries for repeated requests.
+        for entry in self.fast.values():
+            entry.fresh_until = -1.0
         self.fast.clear()
 
     def remember(
-        self, host: bytes, target: bytes, vhost: Vhost, resource: Resource
+        self,
+        host: bytes,
+        target: bytes,
+        vhost: Vhost,
+        resource: Resource,
+        now: float,
     ) -> None:
         """Keep a full 200 response from memory for the fast path."""
         representation = resource.representation
@@ -191,9 +246,15 @@ class Router:
             return
         if len(self.fast) >= MAX_FAST_ENTRIES:
             self.fast.clear()
-        self.fast[(host, target)] = FastEntry(
-            vhost, representation.head, representation.body, resource.checked_at
-        )
+        date, date_until = self.clock.line_until(now)
+        head = STATUS_LINES[200] + date + representation.head
+        body = representation.body
+        fresh_until = min(date_until, resource.checked_at + REVALIDATE_SECONDS)
+        if len(body) <= JOIN_LIMIT or self.is_tls:
+            entry = FastEntry(vhost, head + body, None, len(body), fresh_until)
+        else:
+            entry = FastEntry(vhost, None, (head, body), len(body), fresh_until)
+        self.fast[(host, target)] = entry
 
 
 def connection_line(request: Request) -> bytes:
@@ -275,7 +336,7 @@ def respond(router: Router, request: Request, now: float) -> Reply:
             and request.method == b"GET"
             and target is request.target
         ):
-            router.remember(host, target, vhost, resource)  # type: ignore[arg-type]
+            router.remember(host, target, vhost, resource, now)  # type: ignore[arg-type]
         return reply
     if resource.status == REDIRECT:
         query = target[len(path) :]

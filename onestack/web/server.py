@@ -167,5 +167,5 @@ class WebServer:
         if self.state.access_log is not None:
             self.state.access_log.flush()
         await self.state.stats.flush(self.store)
-        if final and self.state.stats.deltas:
+        if final and self.state.stats.pending():
             logger.warning("vhost stats of this worker were lost at stop")

@@ -11,7 +11,12 @@ logger = logging.getLogger(__name__)
 
 
 class VhostStats:
-    """Counts since the last flush, by vhost id."""
+    """Counts since the last flush, by vhost id.
+
+    Each vhost's ``StatsDelta`` lives as long as the worker: a flush copies
+    and zeroes it, so that the request path can keep a reference to it and
+    count with plain attribute additions.
+    """
 
     def __init__(self) -> None:
         self.deltas: dict[int, StatsDelta] = {}
@@ -23,11 +28,32 @@ class VhostStats:
             delta = self.deltas[vhost_id] = StatsDelta()
         return delta
 
+    def pending(self) -> bool:
+        """Tell whether any request was counted since the last flush."""
+        return any(delta.requests for delta in self.deltas.values())
+
+    def take(self) -> dict[int, StatsDelta]:
+        """Return copies of the non-zero deltas and zero them."""
+        copies: dict[int, StatsDelta] = {}
+        for vhost_id, delta in self.deltas.items():
+            if not delta.requests:
+                continue
+            copies[vhost_id] = StatsDelta(
+                delta.requests,
+                delta.bytes_served,
+                delta.response_time_ms,
+                delta.last_request,
+            )
+            delta.requests = 0
+            delta.bytes_served = 0
+            delta.response_time_ms = 0.0
+        return copies
+
     async def flush(self, store: Store) -> None:
         """Add the deltas to ``vhost_stats``; on failure keep them for next time."""
-        if not self.deltas:
+        pending = self.take()
+        if not pending:
             return
-        pending, self.deltas = self.deltas, {}
         try:
             await add_stats(store, pending)
         except Exception:

@@ -15,6 +15,7 @@ from onestack.config import HttpLimits
 from onestack.store import Store
 from onestack.web.module import HttpsModule
 from onestack.web.server import WebServer
+from onestack.web.tls_object import DirectSSLObject
 from tests.support import free_port
 from tests.web.conftest import insert_vhost, start_web
 
@@ -124,3 +125,43 @@ async def test_https_module_serves_vhost(
         assert stdout == b"<h1>home</h1>\n"
     finally:
         await web.module.stop()
+
+
+def test_direct_ssl_object_talks_to_a_standard_client() -> None:
+    """A handshake and data both ways between memory BIOs, as uvloop drives them."""
+    authority = trustme.CA()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("direct.test").configure_cert(server_context)
+    server_context.sslobject_class = DirectSSLObject
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    pipes = [ssl.MemoryBIO() for _ in range(4)]
+    server = server_context.wrap_bio(pipes[0], pipes[1], server_side=True)
+    client = client_context.wrap_bio(pipes[2], pipes[3], server_hostname="direct.test")
+    assert isinstance(server, DirectSSLObject)
+
+    def shuttle() -> None:
+        pipes[0].write(pipes[3].read())
+        pipes[2].write(pipes[1].read())
+
+    for _ in range(10):
+        done = 0
+        for side in (client, server):
+            try:
+                side.do_handshake()
+                done += 1
+            except ssl.SSLWantReadError:
+                pass
+        shuttle()
+        if done == 2:
+            break
+    assert server.version() == "TLSv1.3"
+    client.write(b"GET / HTTP/1.1\r\n\r\n")
+    shuttle()
+    buffer = bytearray(100)
+    assert server.pending() == 0
+    count = server.read(100, buffer)
+    assert bytes(buffer[:count]) == b"GET / HTTP/1.1\r\n\r\n"
+    assert server.write(b"HTTP/1.1 200 OK\r\n\r\n") == 19
+    shuttle()
+    assert client.read(100) == b"HTTP/1.1 200 OK\r\n\r\n"

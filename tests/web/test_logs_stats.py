@@ -114,6 +114,26 @@ def test_access_log_rotated_by_size(tmp_path: Path) -> None:
     assert "/199 " not in newest
 
 
+def test_equal_entries_formatted_alike() -> None:
+    first: AccessEntry = (
+        b"::1",
+        1_800_000_000,
+        b"GET",
+        b"/a",
+        b"1.1",
+        200,
+        5,
+        None,
+        None,
+    )
+    later = (b"::1", 1_800_000_001, *first[2:])
+    lines = format_entries([first, first, later, first]).decode().splitlines()
+    assert lines[0] == lines[1] == lines[3]
+    assert "15/Jan/2027:08:00:00 +0000" in lines[0]
+    assert "15/Jan/2027:08:00:01 +0000" in lines[2]
+    assert all(COMBINED.match(line) for line in lines)
+
+
 def test_access_log_refuses_unsafe_domain(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from onestack.config import HttpLimits
-from onestack.web.files import FileCache
+from onestack.web import responses
+from onestack.web.accesslog import AccessLog
+from onestack.web.files import FileCache, http_date
 from onestack.web.protocol import HttpConnection
 from onestack.web.responses import Router
 from onestack.web.server import ServerState
@@ -310,6 +312,199 @@ async def test_repeated_get_uses_ready_response(state: ServerState) -> None:
     }
     assert state.stats.deltas[1].requests == 3
     assert state.stats.deltas[1].bytes_served == 60
+
+
+class SteppedClocks:
+    """The loop clock and the wall clock, moved forward together by the test."""
+
+    def __init__(self, loop_now: float, wall: float) -> None:
+        self.loop_now = loop_now
+        self.wall = wall
+
+    def advance(self, seconds: float) -> None:
+        self.loop_now += seconds
+        self.wall += seconds
+
+    def time(self) -> float:
+        return self.loop_now
+
+
+def stepped(
+    connection: HttpConnection, monkeypatch: pytest.MonkeyPatch
+) -> SteppedClocks:
+    clocks = SteppedClocks(1000.0, 1_800_000_000.5)
+    monkeypatch.setattr(connection, "loop", clocks)
+    monkeypatch.setattr(responses.time, "time", lambda: clocks.wall)
+    return clocks
+
+
+STYLE_REQUEST = b"GET /style.css HTTP/1.1\r\nHost: example.com\r\n\r\n"
+
+
+def get_once(connection: HttpConnection, transport: FakeTransport) -> Any:
+    transport.written.clear()
+    connection.data_received(STYLE_REQUEST)
+    [response] = parse_responses(bytes(transport.written))
+    return response
+
+
+async def test_ready_response_takes_the_next_seconds_date(
+    state: ServerState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection, transport = connect(state)
+    clocks = stepped(connection, monkeypatch)
+    key = (b"example.com", b"/style.css")
+    first = get_once(connection, transport)
+    entry = state.router.fast[key]
+    clocks.advance(0.2)
+    same_second = get_once(connection, transport)
+    assert state.router.fast[key] is entry
+    assert same_second.headers["date"] == first.headers["date"]
+    # The wall clock passes a whole second: the entry is rebuilt.
+    clocks.advance(0.4)
+    next_second = get_once(connection, transport)
+    assert state.router.fast[key] is not entry
+    assert next_second.headers["date"] != first.headers["date"]
+    assert next_second.headers["date"] == http_date(1_800_000_001).decode()
+    assert next_second.body == first.body
+    assert state.stats.deltas[1].requests == 3
+
+
+async def test_ready_response_follows_a_changed_file(
+    state: ServerState, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection, transport = connect(state)
+    clocks = stepped(connection, monkeypatch)
+    get_once(connection, transport)
+    assert get_once(connection, transport).body == b"body { color: red }\n"
+    assert connection.repeat_entry is not None
+    (site / "style.css").write_text("body { color: blue; margin: 0 }\n")
+    clocks.advance(1.5)
+    changed = get_once(connection, transport)
+    assert changed.body == b"body { color: blue; margin: 0 }\n"
+    assert changed.headers["content-length"] == str(len(changed.body))
+    clocks.advance(0.1)
+    assert get_once(connection, transport).body == changed.body
+
+
+async def test_ready_responses_dropped_when_vhosts_change(
+    state: ServerState, tmp_path: Path
+) -> None:
+    connection, transport = connect(state)
+    get_once(connection, transport)
+    assert get_once(connection, transport).status == 200
+    # The second read was served from a ready response and is remembered.
+    assert connection.repeat_entry is not None
+    other_root = tmp_path / "other"
+    other_root.mkdir()
+    (other_root / "style.css").write_text("p { }\n")
+    moved = Vhost(
+        id=1,
+        domain="example.com",
+        names=("example.com",),
+        document_root=os.path.realpath(other_root),
+        enabled=True,
+        ssl=False,
+        redirect_to_https=False,
+    )
+    state.router.set_vhosts(VhostTable.build([moved]))
+    assert state.router.fast == {}
+    assert get_once(connection, transport).body == b"p { }\n"
+    state.router.set_vhosts(VhostTable.build([]))
+    assert get_once(connection, transport).status == 404
+
+
+async def test_stats_taken_while_ready_response_in_use(state: ServerState) -> None:
+    connection, transport = connect(state)
+    get_once(connection, transport)
+    get_once(connection, transport)
+    counts = state.stats.take()
+    assert counts[1].requests == 2
+    assert counts[1].bytes_served == 40
+    assert counts[1].last_request > 0
+    assert not state.stats.pending()
+    get_once(connection, transport)
+    assert state.stats.deltas[1].requests == 1
+    assert state.stats.take()[1].bytes_served == 20
+
+
+async def test_repeated_read_skips_parser(
+    state: ServerState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection, transport = connect(state)
+    get_once(connection, transport)
+    get_once(connection, transport)
+    entry = connection.repeat_entry
+    assert entry is not None and connection.repeat_data == STYLE_REQUEST
+
+    def no_parsing(data: bytes) -> None:
+        raise AssertionError("the parser was used")
+
+    monkeypatch.setattr(connection, "parser", type("P", (), {"feed_data": no_parsing}))
+    repeated = get_once(connection, transport)
+    assert repeated.status == 200
+    assert repeated.body == b"body { color: red }\n"
+    assert state.stats.deltas[1].requests == 3
+
+
+async def test_only_whole_single_requests_are_remembered(state: ServerState) -> None:
+    connection, transport = connect(state)
+    get_once(connection, transport)
+    # Two requests in one read, then one request over two reads.
+    connection.data_received(STYLE_REQUEST * 2)
+    assert connection.repeat_entry is None
+    connection.data_received(STYLE_REQUEST[:20])
+    assert connection.repeat_entry is None
+    connection.data_received(STYLE_REQUEST[20:])
+    assert connection.repeat_entry is None
+    # A request whose read also starts the next one.
+    connection.data_received(STYLE_REQUEST + b"GET /index.html HTTP/1.1\r\n")
+    assert connection.repeat_entry is None
+    connection.data_received(b"Host: example.com\r\n\r\n")
+    get_once(connection, transport)
+    assert connection.repeat_entry is not None
+    # A different request after a remembered one is parsed as usual.
+    transport.written.clear()
+    connection.data_received(b"GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    [response] = parse_responses(bytes(transport.written))
+    assert response.body == b"<h1>home</h1>\n"
+    responses_seen = [r.status for r in parse_responses(bytes(transport.written))]
+    assert responses_seen == [200]
+    assert state.stats.deltas[1].requests == 8
+
+
+async def test_ready_responses_written_to_access_log(
+    state: ServerState, tmp_path: Path
+) -> None:
+    state.access_log = AccessLog(tmp_path / "logs", 1 << 20, 1)
+    connection, transport = connect(state)
+    for _ in range(3):
+        get_once(connection, transport)
+    connection.data_received(
+        b"GET /style.css HTTP/1.1\r\nHost: example.com\r\nUser-Agent: probe\r\n\r\n"
+    )
+    state.access_log.flush()
+    lines = (tmp_path / "logs" / "example.com.access.log").read_text().splitlines()
+    assert len(lines) == 4
+    assert all('"GET /style.css HTTP/1.1" 200 20 "-" ' in line for line in lines)
+    assert lines[2].endswith('"-" "-"')
+    assert lines[3].endswith('"-" "probe"')
+
+
+async def test_large_ready_response_written_in_two_parts(
+    state: ServerState, site: Path
+) -> None:
+    body = bytes(range(256)) * 200
+    (site / "big.bin").write_bytes(body)
+    connection, transport = connect(state)
+    request = b"GET /big.bin HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    connection.data_received(request)
+    entry = state.router.fast[(b"example.com", b"/big.bin")]
+    assert entry.response is None and entry.parts is not None
+    connection.data_received(request)
+    responses_seen = parse_responses(bytes(transport.written))
+    assert [r.status for r in responses_seen] == [200, 200]
+    assert responses_seen[1].body == body
 
 
 async def test_conditional_get_skips_ready_response(state: ServerState) -> None:
