@@ -57,7 +57,7 @@ class UdpListener:
     (one callback, one address conversion and a context copy per datagram).
     """
 
-    # NOTE: on a loaded 2-vCPU VM this still costs 1.2 to 1.7 times NSD's CPU
+    # NOTE: on a loaded 2-vCPU VM this still costs 1.2 to 1.8 times NSD's CPU
     # time per query. perf puts a third of the worker's time in context
     # switches after sendmmsg wakes the client, against a tenth for NSD; why
     # a Python worker pays more per switch is not established.
