@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import ClassVar
 
@@ -16,6 +17,7 @@ from onestack.dns.zonefile import Soa
 from onestack.events import Event
 from onestack.modules import Module, WorkerContext
 from onestack.store import dns as store_dns
+from onestack.store.counters import add_counters
 from onestack.store.dns import RecordRow, ZoneRow
 
 logger = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ ZONE_EVENTS = frozenset(
 # that every worker (each reloads within a second) answers the secondary's
 # SOA query with the new serial.
 NOTIFY_DELAY = 1.0
+# How often a worker adds its query count to the dashboard total.
+COUNTER_FLUSH_SECONDS = 2.0
 
 
 def zone_data(zone: ZoneRow, zone_records: list[RecordRow]) -> ZoneData:
@@ -76,6 +80,8 @@ class DnsModule(Module):
         self.tcp: asyncio.AbstractServer | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.reload_lock = asyncio.Lock()
+        self._counting: asyncio.Task[None] | None = None
+        self._queries_stored = 0
 
     @property
     def sends_notify(self) -> bool:
@@ -108,8 +114,33 @@ class DnsModule(Module):
         if self.sends_notify:
             for zone in self.zones.by_name.values():
                 self._notify(zone)
+        self._counting = asyncio.create_task(self._count_queries())
+
+    async def _count_queries(self) -> None:
+        """Add this worker's query count to the store's dnsQueries total."""
+        while True:
+            await asyncio.sleep(COUNTER_FLUSH_SECONDS)
+            await self._flush_query_count()
+
+    async def _flush_query_count(self) -> None:
+        delta = self.responder.queries - self._queries_stored
+        if not delta:
+            return
+        try:
+            async with self.context.store.engine.begin() as conn:
+                await add_counters(conn, {"dnsQueries": delta})
+        except Exception:
+            logger.exception("storing the DNS query count failed")
+            return
+        self._queries_stored += delta
 
     async def stop(self) -> None:
+        counting, self._counting = self._counting, None
+        if counting is not None:
+            counting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await counting
+            await self._flush_query_count()
         if self.udp is not None:
             self.udp.close()
             self.udp = None

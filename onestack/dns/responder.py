@@ -75,6 +75,8 @@ class Responder:
         # replaced, so listeners may hold a reference to it.
         self.exact: dict[bytes, bytes] = {}
         self.transfer: TransferHandler | None = None
+        # Queries received, counted by the listeners (per batch over UDP).
+        self.queries = 0
 
     def clear(self) -> None:
         self.cache.clear()

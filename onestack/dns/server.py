@@ -104,6 +104,7 @@ class UdpListener:
                 return
             if not lengths:
                 return
+            self.responder.queries += len(lengths)
             # (address slot, reply length) per out slot, and replies that
             # did not fit one.
             targets: list[tuple[int, int]] = []
@@ -165,6 +166,7 @@ class UdpListener:
                 # ICMP errors for earlier replies (a client that went away).
                 logger.debug("UDP error: %s", exc)
                 continue
+            self.responder.queries += 1
             tail = exact.get(data[2:])
             if tail is None or self.pending:
                 self._answer(data, addr, tail)
@@ -361,6 +363,7 @@ class TcpConnection(asyncio.Protocol):
                 break
             packet = bytes(self.buffer[LENGTH_BYTES : LENGTH_BYTES + length])
             del self.buffer[: LENGTH_BYTES + length]
+            self.responder.queries += 1
             replies = self.responder.respond(packet, self.peer, True)
             if not replies and length:
                 # Nothing sensible to send to garbage: end the connection.

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onestack.store import Store
 from onestack.store.tables import counters, vhost_stats
@@ -23,3 +27,20 @@ async def traffic_totals(store: Store) -> dict[str, int]:
         "dnsQueries": named.get("dnsQueries", 0),
         "mailMessages": named.get("messagesReceived", 0) + named.get("messagesSent", 0),
     }
+
+
+async def add_counters(conn: AsyncConnection, increments: dict[str, int]) -> None:
+    """Add to named counters inside the caller's transaction (upsert)."""
+    dialect = conn.dialect.name
+    for name, amount in sorted(increments.items()):
+        if not amount:
+            continue
+        if dialect == "postgresql":
+            statement: Any = postgresql.insert(counters)
+        else:
+            statement = sqlite.insert(counters)
+        statement = statement.values(name=name, value=amount).on_conflict_do_update(
+            index_elements=[counters.c.name],
+            set_={"value": counters.c.value + amount},
+        )
+        await conn.execute(statement)

@@ -50,11 +50,11 @@ from email.parser import HeaderParser
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onestack import passwords
 from onestack.store import Store
+from onestack.store.counters import add_counters
 from onestack.store.tables import (
     counters,
     mail_folders,
@@ -985,23 +985,6 @@ async def delete_message(
 
 
 # --- counters -------------------------------------------------------------------
-
-
-async def add_counters(conn: AsyncConnection, increments: dict[str, int]) -> None:
-    """Add to named counters inside the caller's transaction (upsert)."""
-    dialect = conn.dialect.name
-    for name, amount in sorted(increments.items()):
-        if not amount:
-            continue
-        if dialect == "postgresql":
-            statement: Any = postgresql.insert(counters)
-        else:
-            statement = sqlite.insert(counters)
-        statement = statement.values(name=name, value=amount).on_conflict_do_update(
-            index_elements=[counters.c.name],
-            set_={"value": counters.c.value + amount},
-        )
-        await conn.execute(statement)
 
 
 async def read_counters(store: Store) -> dict[str, int]:

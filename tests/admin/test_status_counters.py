@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dns.message
+import dns.query
 import httpx
 
 from tests.support import Server, run_server
@@ -76,3 +78,23 @@ def test_imap_connections_counted(tmp_path: Path) -> None:
             lambda body: body["imapConnections"] >= 2,
         )
         assert stats["imapConnections"] == 2
+
+
+def test_status_counts_dns_queries(tmp_path: Path) -> None:
+    overrides = {"modules": {"dns": {"enabled": True, "workers": 2}}}
+    with run_server(tmp_path / "data", overrides) as server:
+        server.wait_module("dns")
+        zone = {"name": "count.test", "options": {"primaryNS": "ns1.count.test"}}
+        assert server.api("POST", "/api/dns/zones", json=zone).status_code == 201
+        port = server.port("dns")
+        for tcp in (False, False, False, True):
+            query = dns.message.make_query("count.test", "SOA")
+            if tcp:
+                dns.query.tcp(query, "127.0.0.1", port=port, timeout=5)
+            else:
+                dns.query.udp(query, "127.0.0.1", port=port, timeout=5)
+        status = wait_for(
+            lambda: server.api("GET", "/api/status").json(),
+            lambda body: body["counters"]["dnsQueries"] >= 4,
+        )
+        assert status["counters"]["dnsQueries"] == 4

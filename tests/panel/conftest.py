@@ -36,7 +36,10 @@ PHONE = {"width": 390, "height": 844}
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: a running sync Playwright keeps an event loop
+# alive in this thread, which breaks the asyncio tests that xdist may run
+# next in the same worker process.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")

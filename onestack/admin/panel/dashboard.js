@@ -16,34 +16,15 @@ const history = {
   previous: null,
 };
 
-// Read the cumulative counters behind the charts. A status event's own
-// "counters" object is used when the server sends one. Without it, HTTP
-// comes from the vhosts' stats and mail from the email stats, and DNS has
-// no source.
-async function readCounters(status) {
-  const counters = status && status.counters;
-  if (counters && typeof counters === "object") {
-    return {
-      http: numberOrNull(counters.httpRequests),
-      dns: numberOrNull(counters.dnsQueries),
-      mail: numberOrNull(counters.mailMessages),
-    };
-  }
-  const [vhosts, email] = await Promise.allSettled([
-    api.get("/api/vhosts"),
-    api.get("/api/email/stats"),
-  ]);
-  let http = null;
-  if (vhosts.status === "fulfilled" && Array.isArray(vhosts.value)) {
-    http = vhosts.value.reduce((sum, vhost) => sum + Number((vhost.stats || {}).requests || 0), 0);
-  }
-  let mail = null;
-  if (email.status === "fulfilled" && email.value) {
-    mail = Number(email.value.messagesReceived || 0) + Number(email.value.messagesSent || 0);
-  }
-  // NOTE: no API reports DNS queries yet, so the DNS chart stays empty until
-  // status events carry counters.dnsQueries.
-  return { http, dns: null, mail };
+// Read the running totals behind the charts from a status event or answer
+// (GET /api/status "counters"). A missing total leaves its chart empty.
+function readCounters(status) {
+  const counters = (status && status.counters) || {};
+  return {
+    http: numberOrNull(counters.httpRequests),
+    dns: numberOrNull(counters.dnsQueries),
+    mail: numberOrNull(counters.mailMessages),
+  };
 }
 
 function numberOrNull(value) {
@@ -52,7 +33,7 @@ function numberOrNull(value) {
 
 async function recordSample(status) {
   const now = Date.now() / 1000;
-  const counters = await readCounters(status);
+  const counters = readCounters(status);
   const previous = history.previous;
   history.previous = { at: now, counters };
   if (!previous || now - previous.at < 1) return;
@@ -259,7 +240,7 @@ export function Dashboard({ live }) {
       <div class="charts">
         <${Chart} title="HTTP requests" series="http" color="#1f5fa8" />
         <${Chart} title="DNS queries" series="dns" color="#2e7d32"
-          unavailable=${history.dns.some((value) => value !== null) ? null : "needs the server's DNS query counter"} />
+          unavailable=${history.dns.some((value) => value !== null) ? null : "no DNS query total from the server yet"} />
         <${Chart} title="Mail messages" series="mail" color="#b45309" />
       </div>
     </section>
