@@ -226,6 +226,19 @@ class Config(StrictModel):
             self.server.adminPanel.password, DEFAULT_ADMIN_PASSWORD
         )
 
+    def listeners(self) -> list[tuple[str, int]]:
+        """Return every port OneStack binds, with the key that sets it."""
+        modules = self.modules
+        return [
+            ("server.adminPanel.port", self.server.adminPanel.port),
+            ("modules.http.port", modules.http.port),
+            ("modules.https.port", modules.https.port),
+            ("modules.dns.port", modules.dns.port),
+            ("modules.email.smtp.port", modules.email.smtp.port),
+            ("modules.email.imap.port", modules.email.imap.port),
+            ("modules.ssh.port", modules.ssh.port),
+        ]
+
 
 class ConfigError(ValueError):
     """An invalid config: ``errors`` lists each bad key with its reason."""
@@ -234,6 +247,48 @@ class ConfigError(ValueError):
         self.errors = errors
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         super().__init__(f"invalid config: {summary}")
+
+
+def check_admin_exposure(config: Config) -> None:
+    """Raise ConfigError when the admin API would listen beyond loopback
+    with the default password, which anyone reaching the port could use.
+    """
+    admin = config.server.adminPanel
+    if admin.host in LOOPBACK_HOSTS or not config.admin_password_is_default():
+        return
+    raise ConfigError(
+        [
+            {
+                "field": "server.adminPanel.host",
+                "message": f"the admin API cannot listen on {admin.host} with the "
+                "default password: set server.adminPanel.password first, or "
+                "bind the admin API to 127.0.0.1",
+            }
+        ]
+    )
+
+
+def _check_distinct_ports(config: Config) -> None:
+    """Raise ConfigError when two listeners share a port.
+
+    Modules bind with SO_REUSEPORT, so a second module on a taken port would
+    not fail: the kernel would split the port's connections between them.
+    Disabled modules count too, so that starting one later cannot collide.
+    """
+    owners: dict[int, str] = {}
+    errors = []
+    for field, port in config.listeners():
+        if port in owners:
+            errors.append(
+                {
+                    "field": field,
+                    "message": f"port {port} is already used by {owners[port]}",
+                }
+            )
+        else:
+            owners[port] = field
+    if errors:
+        raise ConfigError(errors)
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +307,7 @@ def validate(data: Any) -> Config:
     if not isinstance(data, dict):
         raise ConfigError([{"field": "(root)", "message": "must be a JSON object"}])
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         errors = [
             {
@@ -262,6 +317,8 @@ def validate(data: Any) -> Config:
             for err in exc.errors()
         ]
         raise ConfigError(errors) from None
+    _check_distinct_ports(config)
+    return config
 
 
 def merge_update(current: Config, update: Any) -> Config:

@@ -93,8 +93,11 @@ class AdminState:
     async def replace_config(self, new: Config) -> list[str]:
         """Store ``new`` atomically, apply it to the modules, and announce it.
 
-        Returns the messages of module operations that failed.
+        Returns the messages of module operations that failed. Raises
+        ConfigError, before anything is stored, for a config this server
+        must not run with.
         """
+        await asyncio.to_thread(config_module.check_admin_exposure, new)
         async with self._config_lock:
             config_module.save(self.data_dir, new)
             failures = await self.supervisor.apply_config(new)
