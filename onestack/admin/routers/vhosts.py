@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from onestack.admin.app import AdminState, get_state
 from onestack.admin.errors import conflict, invalid, not_found
 from onestack.admin.hostnames import InvalidHostname, normalize_hostname
+from onestack.admin.params import RowIdPath
 from onestack.store import vhosts as vhost_store
 from onestack.store.vhosts import CertificateSummary, NameTaken, Vhost, VhostStats
 
@@ -228,7 +229,7 @@ async def list_vhosts(state: AdminState = Depends(get_state)) -> list[dict[str, 
 
 @router.get("/vhosts/{vhost_id}")
 async def get_vhost(
-    vhost_id: int, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     return (await _views(state, [await _find(state, vhost_id)]))[0]
 
@@ -280,7 +281,7 @@ async def create_vhost(
 
 @router.put("/vhosts/{vhost_id}")
 async def update_vhost(
-    vhost_id: int, body: VhostUpdate, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, body: VhostUpdate, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     current = await _find(state, vhost_id)
     for field in body.model_fields_set:
@@ -331,7 +332,7 @@ async def update_vhost(
 
 @router.delete("/vhosts/{vhost_id}")
 async def delete_vhost(
-    vhost_id: int,
+    vhost_id: RowIdPath,
     deleteFiles: bool = Query(
         False, description="also delete a document root OneStack created"
     ),
@@ -378,7 +379,7 @@ async def delete_vhost(
 
 @router.get("/vhosts/{vhost_id}/stats")
 async def vhost_stats(
-    vhost_id: int, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     await _find(state, vhost_id)
     return stats_json(await vhost_store.get_stats(state.store, vhost_id))
