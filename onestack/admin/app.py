@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from onestack import config as config_module
 from onestack.admin import errors, panel
 from onestack.admin.auth import AdminAuthenticator, client_address
-from onestack.admin.limits import RequestLimits
+from onestack.admin.limits import RejectNulCharacters, RequestLimits
 from onestack.admin.websocket import EventFeed
 from onestack.config import Config
 from onestack.events import EventHub
@@ -185,6 +185,8 @@ def create_app(state: AdminState) -> FastAPI:
         )
 
     admin = lambda: state.config.server.adminPanel  # noqa: E731
+    # Added first, so RequestLimits runs outside it and bounds what it buffers.
+    app.add_middleware(RejectNulCharacters)
     app.add_middleware(
         RequestLimits,
         per_minute=lambda: admin().rateLimit.requestsPerMinute,
