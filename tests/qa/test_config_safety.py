@@ -101,3 +101,49 @@ def test_sighup_broken_file_logs_and_keeps(qa_server: Server) -> None:
         config_file(qa_server).write_bytes(good)
     assert "Task exception was never retrieved" not in qa_server.log()
     assert qa_server.api("GET", "/api/config").json() == before
+
+
+@pytest.mark.parametrize(
+    ("update", "field"),
+    [
+        ({"modules": {"http": {"host": "not a host"}}}, "modules.http.host"),
+        ({"modules": {"dns": {"host": ""}}}, "modules.dns.host"),
+        (
+            {"modules": {"email": {"smtp": {"hostname": "a\r\nb"}}}},
+            "modules.email.smtp.hostname",
+        ),
+        ({"server": {"adminPanel": {"host": "[::1]"}}}, "server.adminPanel.host"),
+        ({"database": {"url": "bogus://"}}, "database.url"),
+        ({"database": {"url": "not a url"}}, "database.url"),
+    ],
+)
+def test_put_invalid_address_changes_nothing(
+    qa_server: Server, update: dict[str, Any], field: str
+) -> None:
+    """Each of these was stored before, leaving a module or the next start broken."""
+    before = config_file(qa_server).read_bytes()
+    response = qa_server.api("PUT", "/api/config", json=update)
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_CONFIG"
+    assert response.json()["details"]["field"] == field
+    assert config_file(qa_server).read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["0.0.0.0", "::", "127.0.0.1", "localhost", "localhost.", "mail.example.com"],
+)
+def test_validate_accepts_host(host: str) -> None:
+    config = config_module.validate({"modules": {"http": {"host": host}}})
+    assert config.modules.http.host == host
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/onestack",
+        "sqlite+aiosqlite:////tmp/x.db",
+    ],
+)
+def test_validate_accepts_database_url(url: str) -> None:
+    assert config_module.validate({"database": {"url": url}}).database.url == url
