@@ -146,7 +146,7 @@ def _names(domain: str, aliases: list[str]) -> tuple[str, list[str]]:
     return domain, normalized
 
 
-def _user_document_root(value: str) -> str:
+def _user_document_root(state: AdminState, value: str) -> str:
     if "\0" in value:
         raise invalid("documentRoot", "must not contain NUL characters")
     if len(value) > MAX_PATH_LENGTH:
@@ -156,6 +156,19 @@ def _user_document_root(value: str) -> str:
     path = os.path.normpath(value)
     if os.path.exists(path) and not os.path.isdir(path):
         raise invalid("documentRoot", f"{path} exists and is not a directory")
+    # The data directory contains the database, the config and the private
+    # keys: a site must not publish it, whole or in part, outside sites/.
+    resolved = Path(path).resolve()
+    data_dir = state.data_dir.resolve()
+    if data_dir.is_relative_to(resolved) or (
+        resolved.is_relative_to(data_dir)
+        and not resolved.is_relative_to(sites_dir(state))
+    ):
+        raise invalid(
+            "documentRoot",
+            f"{path} would publish the data directory {data_dir}; choose a folder "
+            f"outside it or under {sites_dir(state)}",
+        )
     return path
 
 
@@ -241,7 +254,7 @@ async def create_vhost(
     domain, aliases = _names(body.domain, body.aliases)
     if body.documentRoot is not None:
         document_root, managed, created_root = (
-            _user_document_root(body.documentRoot),
+            _user_document_root(state, body.documentRoot),
             False,
             None,
         )
@@ -296,7 +309,7 @@ async def update_vhost(
         )
         changes["domain"], changes["aliases"] = domain, aliases
     if body.documentRoot is not None:
-        path = _user_document_root(body.documentRoot)
+        path = _user_document_root(state, body.documentRoot)
         if path != current.document_root:
             changes["document_root"] = path
             changes["managed_root"] = False
