@@ -127,11 +127,13 @@ def default_test_config() -> dict[str, Any]:
                 "port": free_port(),
                 "workers": 1,
             },
+            # ACME stays off unless a test points it at its own Pebble.
             "https": {
                 "enabled": False,
                 "host": "127.0.0.1",
                 "port": free_port(),
                 "workers": 1,
+                "acme": {"enabled": False},
             },
             "dns": {
                 "enabled": False,

@@ -20,11 +20,15 @@ from onestack.admin.websocket import EventFeed
 from onestack.config import Config
 from onestack.events import EventHub
 from onestack.store import Store
+from onestack.store.counters import traffic_totals
 from onestack.supervisor import Supervisor
 from onestack.throttle import LoginThrottle, ThrottlePolicy
 from onestack.tls.manager import CertificateManager
 
 logger = logging.getLogger(__name__)
+
+# Workers flush their counts every few seconds; reading more often buys nothing.
+TRAFFIC_REFRESH_SECONDS = 2.0
 
 
 def login_policy(config: Config) -> ThrottlePolicy:
@@ -50,11 +54,23 @@ class AdminState:
     _config_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list, init=False)
     certificate_manager: CertificateManager | None = field(default=None, init=False)
+    # Refreshed in the background, because both cost too much per request:
+    # totals come from the store, the default-password check is an Argon2 hash.
+    traffic: dict[str, int] = field(default_factory=dict, init=False)
+    default_password: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         policy = login_policy(self.config)
         self.authenticator = AdminAuthenticator(LoginThrottle(self.store, policy))
-        self.feed = EventFeed(self.hub, self.supervisor.status)
+        self.feed = EventFeed(self.hub, self.status)
+
+    def status(self) -> dict[str, Any]:
+        """Return GET /api/status: the supervisor's answer plus traffic totals."""
+        return {
+            **self.supervisor.status(),
+            "counters": dict(self.traffic),
+            "defaultPassword": self.default_password,
+        }
 
     @property
     def config(self) -> Config:
@@ -62,8 +78,27 @@ class AdminState:
 
     async def start(self) -> None:
         """Start background tasks (the WebSocket status ticker)."""
+        await self._check_default_password()
+        await self._refresh_traffic()
+        self._tasks.append(asyncio.create_task(self._traffic_loop(), name="traffic"))
         self._tasks.append(self.feed.start())
         await self._start_certificate_manager()
+
+    async def _check_default_password(self) -> None:
+        self.default_password = await asyncio.to_thread(
+            self.config.admin_password_is_default
+        )
+
+    async def _refresh_traffic(self) -> None:
+        self.traffic = await traffic_totals(self.store)
+
+    async def _traffic_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TRAFFIC_REFRESH_SECONDS)
+            try:
+                await self._refresh_traffic()
+            except Exception:
+                logger.exception("reading the traffic totals failed")
 
     async def _start_certificate_manager(self) -> None:
         """Renew ACME certificates here while HTTPS and ACME are enabled."""
@@ -102,6 +137,7 @@ class AdminState:
             config_module.save(self.data_dir, new)
             failures = await self.supervisor.apply_config(new)
             self.authenticator.throttle.policy = login_policy(new)
+            await self._check_default_password()
         await self.hub.publish("configUpdated", new.redacted())
         return failures
 

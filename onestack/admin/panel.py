@@ -13,20 +13,20 @@ import logging
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 logger = logging.getLogger(__name__)
 
 PANEL_DIR = Path(__file__).resolve().parent / "panel"
 
-# No inline script or style anywhere in the panel. frame-src allows the
-# message view's srcdoc frame (srcdoc documents count as 'self' here).
+# No inline script or style anywhere in the panel. The message view's frame
+# is a srcdoc document, which fetches nothing, so frame-src needs no blob:.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "img-src 'self' data:; connect-src 'self'; frame-src 'self' blob:; "
+    "img-src 'self' data:; connect-src 'self'; frame-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
@@ -74,11 +74,7 @@ def resolve_panel_file(url_path: str, root: Path = PANEL_DIR) -> Path | None:
 
 async def panel_file(request: Request) -> Response:
     """Return a panel file with the security headers, or 404."""
-    path = request.url.path
-    if path == "/api" or path.startswith("/api/"):
-        # An API path no router matched: answer in the API's error envelope.
-        raise HTTPException(404, f"no API route {path}")
-    file = resolve_panel_file(path)
+    file = resolve_panel_file(request.url.path)
     if file is None:
         return PlainTextResponse("not found", status_code=404, headers=SECURITY_HEADERS)
     return FileResponse(
@@ -86,12 +82,23 @@ async def panel_file(request: Request) -> Response:
     )
 
 
-def install(app: Starlette) -> None:
-    """Add the panel route; call it after every API and WebSocket route.
+class PanelRoute(Route):
+    """A catch-all GET route that leaves every ``/api`` path alone.
 
-    A Route (not a Mount) is used so that a wrong method on an API path still
-    matches that API route first and gets its 405.
+    An API path that no router matches then gets the router's own 404 in the
+    API's error envelope, whatever the method, and a wrong method on an
+    existing API route still gets that route's 405.
     """
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if path == "/api" or path.startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def install(app: Starlette) -> None:
+    """Add the panel route; call it after every API and WebSocket route."""
     app.router.routes.append(
-        Route("/{path:path}", panel_file, methods=["GET", "HEAD"], name="panel")
+        PanelRoute("/{path:path}", panel_file, methods=["GET", "HEAD"], name="panel")
     )

@@ -85,7 +85,7 @@ class EmailModule(Module):
         from onestack.mail.imap.server import start_imap_server
 
         self._imap_server = await start_imap_server(
-            self.config, self.context, self.tls_context
+            self.config, self.context, self.tls_context, count=self.committer.count
         )
 
     async def stop(self) -> None:

@@ -1168,6 +1168,10 @@ class _Pending:
     future: asyncio.Future[list[StoredMessage]]
 
 
+# Counts not carried by a message commit are stored after this long idle.
+COUNTER_FLUSH_SECONDS = 5.0
+
+
 class GroupCommitter:
     """One writer task that stores messages from many sessions in one transaction.
 
@@ -1221,8 +1225,20 @@ class GroupCommitter:
             self._sqlite = None
 
     def count(self, name: str, amount: int = 1) -> None:
-        """Add to a counter with the next commit (no write of its own)."""
+        """Add to a counter with the next commit, or within COUNTER_FLUSH_SECONDS."""
         self._counters[name] = self._counters.get(name, 0) + amount
+
+    async def _flush_counters(self) -> None:
+        """Store counts that no message commit carried (connections that sent nothing)."""
+        if not self._counters:
+            return
+        counts, self._counters = self._counters, {}
+        try:
+            async with self.store.engine.begin() as conn:
+                await add_counters(conn, counts)
+        except Exception:
+            logger.exception("storing the mail counters failed; keeping them for later")
+            self._counters = _merge(self._counters, counts)
 
     async def store_message(
         self,
@@ -1243,7 +1259,11 @@ class GroupCommitter:
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
+            try:
+                first = await asyncio.wait_for(self._queue.get(), COUNTER_FLUSH_SECONDS)
+            except TimeoutError:
+                await self._flush_counters()
+                continue
             batch = [first]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())

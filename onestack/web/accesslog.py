@@ -14,7 +14,6 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 logger = logging.getLogger(__name__)
 
@@ -36,46 +35,69 @@ MONTHS = (
 MAX_BUFFERED_LINES = 100_000
 SAFE_NAME = re.compile(r"^[a-z0-9.-]+$")
 UNPRINTABLE = re.compile(rb'[^\x20-\x7e]|["\\]')
+SAFE_BYTES = bytes(byte for byte in range(0x20, 0x7F) if byte not in b'"\\')
 
 
-class AccessEntry(NamedTuple):
-    """One request as the combined log format shows it."""
-
-    remote_addr: str
-    timestamp: float
-    method: bytes
-    target: bytes
-    version: bytes
-    status: int
-    size: int
-    referer: bytes | None
-    user_agent: bytes | None
+# One request as the combined log format shows it: remote address, Unix
+# time, method, request target, HTTP version, status, body bytes, Referer
+# and User-Agent. A plain tuple, because building it is on every request.
+AccessEntry = tuple[
+    bytes, float, bytes, bytes, bytes, int, int, bytes | None, bytes | None
+]
 
 
-def escape(value: bytes) -> str:
+def escape(value: bytes) -> bytes:
     """Escape client bytes as nginx does: quotes, backslash and non-printables as \\xHH."""
-    return UNPRINTABLE.sub(lambda m: b"\\x%02X" % m.group()[0], value).decode("ascii")
+    if not value.translate(None, SAFE_BYTES):
+        return value
+    return UNPRINTABLE.sub(lambda m: b"\\x%02X" % m.group()[0], value)
 
 
-def format_time(timestamp: float) -> str:
+def format_time(timestamp: float) -> bytes:
     t = time.gmtime(timestamp)
     month = MONTHS[t.tm_mon - 1]
     return (
         f"{t.tm_mday:02d}/{month}/{t.tm_year:04d}:"
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
-    )
+    ).encode("ascii")
 
 
-def format_entry(entry: AccessEntry) -> str:
-    """Format one combined-log line, with its newline."""
-    request = b"%s %s HTTP/%s" % (entry.method, entry.target, entry.version)
-    size = str(entry.size) if entry.size else "-"
-    referer = escape(entry.referer) if entry.referer is not None else "-"
-    agent = escape(entry.user_agent) if entry.user_agent is not None else "-"
-    return (
-        f'{entry.remote_addr} - - [{format_time(entry.timestamp)}] "{escape(request)}" '
-        f'{entry.status} {size} "{referer}" "{agent}"\n'
-    )
+def format_entries(entries: list[AccessEntry]) -> bytes:
+    """Format combined-log lines, each ending in a newline."""
+    lines = []
+    second = -1
+    stamp = b""
+    for (
+        addr,
+        timestamp,
+        method,
+        target,
+        version,
+        status,
+        size,
+        referer,
+        agent,
+    ) in entries:
+        if int(timestamp) != second:
+            second = int(timestamp)
+            stamp = format_time(second)
+        lines.append(
+            b'%s - - [%s] "%s %s HTTP/%s" %d %s "%s" "%s"\n'
+            % (
+                addr,
+                stamp,
+                # httptools accepts only token characters in a method, and
+                # the version is rebuilt from numbers: neither needs escaping.
+                method,
+                escape(target),
+                version,
+                status,
+                b"%d" % size if size else b"-",
+                b"-" if referer is None else escape(referer),
+                b"-" if agent is None else escape(agent),
+            )
+        )
+    return b"".join(lines)
 
 
 def log_filename(domain: str) -> str:
@@ -113,7 +135,7 @@ class AccessLog:
             if len(buffer) > MAX_BUFFERED_LINES:
                 self._dropped += len(buffer) - MAX_BUFFERED_LINES
                 del buffer[MAX_BUFFERED_LINES:]
-            data = "".join(map(format_entry, buffer)).encode("ascii")
+            data = format_entries(buffer)
             buffer.clear()
             try:
                 self._write(domain, data)

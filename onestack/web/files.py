@@ -3,7 +3,7 @@
 A request path resolves to a ``Resource``: a file (with its precompressed
 ``.br`` and ``.gz`` siblings), a redirect adding the trailing slash to a
 directory, or an error status. Each file carries the response header bytes
-for a full 200 answer, and its contents when it is small, so the common
+for a full 200 response, and its contents when it is small, so the common
 request costs two dictionary look-ups and one write. A cached resource is
 revalidated by ``stat`` at most once a second.
 """
@@ -85,7 +85,7 @@ class Representation:
     encoding: bytes | None
     body: bytes | None = None
     # Header lines after the status line and Date, through the blank line,
-    # for a full 200 answer.
+    # for a full 200 response.
     head: bytes = b""
 
     def same_file(self, st: os.stat_result) -> bool:
@@ -98,7 +98,7 @@ class Representation:
 
 @dataclass(eq=False)
 class Resource:
-    """What a request path leads to, as cached for one vhost."""
+    """The target of a request path (file, redirect or error), as cached."""
 
     status: int
     representation: Representation | None = None
@@ -126,7 +126,7 @@ def _representation(
 
 
 def build_head(representation: Representation, vary: bool) -> bytes:
-    """Return the header lines of a full 200 answer for ``representation``."""
+    """Return the header lines of a full 200 response for ``representation``."""
     lines = [
         SERVER_HEADER,
         b"Content-Type: ",

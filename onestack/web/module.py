@@ -16,7 +16,7 @@ from onestack.web.server import WebServer
 logger = logging.getLogger(__name__)
 
 VHOST_EVENTS = frozenset({"vhostCreated", "vhostUpdated", "vhostDeleted"})
-CERTIFICATE_EVENTS = frozenset({"certificateIssued"})
+CERTIFICATE_EVENTS = frozenset({"certificateIssued", "certificateDeleted"})
 
 
 class HttpModule(Module):

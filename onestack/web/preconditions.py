@@ -34,7 +34,7 @@ def _modified_seconds(representation: Representation) -> int:
 
 
 def evaluate(headers: dict[bytes, bytes], representation: Representation) -> int | None:
-    """Return 304 or 412 when a precondition decides the answer, else None.
+    """Return 304 or 412 when a precondition decides the response, else None.
 
     Follows the order of RFC 9110 section 13.2.2 for GET and HEAD.
     """

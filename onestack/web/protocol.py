@@ -1,9 +1,9 @@
 """The HTTP/1.1 connection: an asyncio Protocol over the httptools parser.
 
 One ``HttpConnection`` per TCP (or TLS) connection. Bytes go to the parser,
-whose callbacks collect one request at a time; a complete request is
-answered at once when the connection is idle, or queued behind the one being
-streamed (pipelining, RFC 9112 section 9.3.2). Limits on the request line,
+whose callbacks collect one request at a time; the response to a complete
+request is written at once when the connection is idle, or after the one
+being streamed (pipelining, RFC 9112 section 9.3.2). Limits on the request line,
 the header block, time and connection count are enforced here.
 """
 
@@ -17,17 +17,39 @@ from typing import TYPE_CHECKING
 
 import httptools
 
-from onestack.web.accesslog import AccessEntry
-from onestack.web.responses import Reply, Request, respond, simple_reply
+from onestack.web.files import REVALIDATE_SECONDS
+from onestack.web.responses import (
+    STATUS_LINES,
+    FastEntry,
+    Reply,
+    Request,
+    respond,
+    simple_reply,
+)
 from onestack.web.transfer import Transfer
+from onestack.web.vhost_table import Vhost
 
 if TYPE_CHECKING:
     from onestack.web.server import ServerState
 
 logger = logging.getLogger(__name__)
 
-# Requests parsed ahead of the one being answered; past this, reading pauses.
+# Requests parsed ahead of the current response; past this, reading pauses.
 MAX_QUEUED_REQUESTS = 64
+# Request headers that change the response to a GET of a known file: a
+# request with any of them takes the full path through ``respond``.
+SPECIAL_HEADERS = frozenset(
+    {
+        b"connection",
+        b"if-match",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"if-range",
+        b"range",
+    }
+)
+STATUS_200 = STATUS_LINES[200]
 
 
 class _LimitExceeded(Exception):
@@ -44,6 +66,7 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.peer = "-"
+        self.peer_bytes = b"-"
         self.closing = False
         # Set once a request is rejected: later bytes are not parsed.
         self.rejected = False
@@ -56,6 +79,7 @@ class HttpConnection(asyncio.Protocol):
         self.url = b""
         self.headers: dict[bytes, bytes] = {}
         self.host_count = 0
+        self.special = False
         self.head_bytes = 0
         self.started = 0.0
         self.reject_status = 0
@@ -70,6 +94,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else "-"
+        self.peer_bytes = self.peer.encode("ascii", "replace")
         state = self.state
         if len(state.connections) >= self.limits.maxConnections:
             state.limit_hit("connection cap %d reached", self.limits.maxConnections)
@@ -139,6 +164,7 @@ class HttpConnection(asyncio.Protocol):
         self.url = b""
         self.headers = {}
         self.host_count = 0
+        self.special = False
         self.head_bytes = 0
         self.started = self.loop.time()
         self.deadline = self.started + self.limits.headerTimeout
@@ -159,6 +185,8 @@ class HttpConnection(asyncio.Protocol):
         name = name.lower()
         if name == b"host":
             self.host_count += 1
+        elif name in SPECIAL_HEADERS:
+            self.special = True
         headers = self.headers
         if name in headers:
             # Repeated fields combine into one list (RFC 9110 section 5.3).
@@ -172,12 +200,28 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         parser = self.parser
+        method = parser.get_method()
+        keep_alive = parser.should_keep_alive()
+        if (
+            method == b"GET"
+            and keep_alive
+            and not self.special
+            and self.host_count == 1
+            and self.transfer is None
+            and not self.queue
+        ):
+            entry = self.state.router.fast.get((self.headers[b"host"], self.url))
+            if entry is not None:
+                now = self.loop.time()
+                if now - entry.checked_at < REVALIDATE_SECONDS:
+                    self._answer_fast(entry, now)
+                    return
         request = Request(
-            parser.get_method(),
+            method,
             self.url,
             parser.get_http_version().encode(),
             self.headers,
-            parser.should_keep_alive(),
+            keep_alive,
             self.started,
             self.host_count,
         )
@@ -195,7 +239,9 @@ class HttpConnection(asyncio.Protocol):
         try:
             reply = respond(state.router, request, self.loop.time())
         except Exception:
-            logger.exception("answering %r from %s failed", request.target, self.peer)
+            logger.exception(
+                "responding to %r from %s failed", request.target, self.peer
+            )
             request.keep_alive = False
             reply = simple_reply(state.router, request, 500)
         if reply.segments is None:
@@ -220,37 +266,81 @@ class HttpConnection(asyncio.Protocol):
         self._finished(request, reply)
         self._drain_queue()
 
+    def _answer_fast(self, entry: FastEntry, now: float) -> None:
+        """Write a ready 200 response: a keep-alive HTTP/1.1 GET of a cached file."""
+        body = entry.body
+        self.transport.write(
+            b"".join(
+                (STATUS_200, self.state.router.clock.date_line(), entry.head, body)
+            )
+        )
+        self._record(
+            entry.vhost,
+            b"GET",
+            self.url,
+            b"1.1",
+            self.headers,
+            200,
+            len(body),
+            self.started,
+            now,
+        )
+        self.deadline = now + self.limits.idleTimeout
+
     def _finished(self, request: Request, reply: Reply) -> None:
-        """Count and log an answered request, then keep or close the connection."""
-        vhost = reply.vhost
+        """Count and log a finished request, then keep or close the connection."""
         now = self.loop.time()
-        if vhost is not None:
-            wall = time.time()
-            delta = self.state.stats.delta_for(vhost.id)
-            delta.requests += 1
-            delta.bytes_served += reply.body_size
-            delta.response_time_ms += (now - request.started) * 1000.0
-            delta.last_request = wall
-            log = self.state.access_log
-            if log is not None:
-                headers = request.headers
-                log.buffer_for(vhost.domain).append(
-                    AccessEntry(
-                        self.peer,
-                        wall,
-                        request.method,
-                        request.target,
-                        request.version,
-                        reply.status,
-                        reply.body_size,
-                        headers.get(b"referer"),
-                        headers.get(b"user-agent"),
-                    )
-                )
+        if reply.vhost is not None:
+            self._record(
+                reply.vhost,
+                request.method,
+                request.target,
+                request.version,
+                request.headers,
+                reply.status,
+                reply.body_size,
+                request.started,
+                now,
+            )
         if not request.keep_alive:
             self._close()
             return
         self.deadline = now + self.limits.idleTimeout
+
+    def _record(
+        self,
+        vhost: Vhost,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        headers: dict[bytes, bytes],
+        status: int,
+        body_size: int,
+        started: float,
+        now: float,
+    ) -> None:
+        """Add one finished request to the vhost's stats and access log."""
+        wall = time.time()
+        delta = self.state.stats.delta_for(vhost.id)
+        delta.requests += 1
+        delta.bytes_served += body_size
+        delta.response_time_ms += (now - started) * 1000.0
+        delta.last_request = wall
+        log = self.state.access_log
+        if log is not None:
+            log.buffer_for(vhost.domain).append(
+                (
+                    self.peer_bytes,
+                    wall,
+                    method,
+                    target,
+                    version,
+                    status,
+                    body_size,
+                    headers.get(b"referer"),
+                    headers.get(b"user-agent"),
+                )
+            )
 
     def _drain_queue(self) -> None:
         while self.queue and self.transfer is None and not self.closing:
@@ -266,7 +356,7 @@ class HttpConnection(asyncio.Protocol):
                 self._resume_reading()
 
     def _reject(self, status: int) -> None:
-        """Answer a request that could not be parsed or broke a limit, and close."""
+        """Send an error for a request that is malformed or over a limit, and close."""
         if self.closing:
             # Bytes after a "Connection: close" request end up here; ignore them.
             return

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import secrets
 
-# More ranges than this in one request are ignored and the whole file is
-# sent, which RFC 9110 section 14.2 allows; it bounds the work a request
-# can cause.
+# A request with more ranges than this gets the whole file, which RFC 9110
+# section 14.2 allows. The bound limits the work one request can cause.
 MAX_RANGES = 32
 
 

@@ -134,6 +134,29 @@ class Clock:
         return self._line
 
 
+class FastEntry:
+    """A ready 200 response for one (Host header, target) pair.
+
+    It skips routing and path resolution for requests that carry no
+    conditional, range or connection headers, until the resource's next
+    revalidation is due.
+    """
+
+    __slots__ = ("vhost", "head", "body", "checked_at")
+
+    def __init__(
+        self, vhost: Vhost, head: bytes, body: bytes, checked_at: float
+    ) -> None:
+        self.vhost = vhost
+        self.head = head
+        self.body = body
+        self.checked_at = checked_at
+
+
+# Ready responses kept per worker; the table is cleared when it grows past this.
+MAX_FAST_ENTRIES = 10_000
+
+
 class Router:
     """Everything ``respond`` needs that lives longer than one request."""
 
@@ -151,6 +174,26 @@ class Router:
         self.is_tls = is_tls
         self.https_port = https_port
         self.clock = Clock()
+        self.fast: dict[tuple[bytes | None, bytes], FastEntry] = {}
+
+    def set_vhosts(self, vhosts: VhostTable) -> None:
+        """Replace the vhost table and forget everything derived from the old one."""
+        self.vhosts = vhosts
+        self.files.clear()
+        self.fast.clear()
+
+    def remember(
+        self, host: bytes, target: bytes, vhost: Vhost, resource: Resource
+    ) -> None:
+        """Keep a full 200 response from memory for the fast path."""
+        representation = resource.representation
+        if representation is None or representation.body is None or resource.variants:
+            return
+        if len(self.fast) >= MAX_FAST_ENTRIES:
+            self.fast.clear()
+        self.fast[(host, target)] = FastEntry(
+            vhost, representation.head, representation.body, resource.checked_at
+        )
 
 
 def connection_line(request: Request) -> bytes:
@@ -226,7 +269,14 @@ def respond(router: Router, request: Request, now: float) -> Reply:
 
     resource = router.files.get(vhost.document_root, path, now)
     if resource.status == FOUND:
-        return file_reply(router, request, vhost, resource)
+        reply = file_reply(router, request, vhost, resource)
+        if (
+            reply.status == 200
+            and request.method == b"GET"
+            and target is request.target
+        ):
+            router.remember(host, target, vhost, resource)  # type: ignore[arg-type]
+        return reply
     if resource.status == REDIRECT:
         query = target[len(path) :]
         location = b"Location: %s/%s\r\n" % (path, query)
@@ -358,6 +408,19 @@ def file_reply(
                 return _partial(
                     router, request, vhost, resource, representation, ranges
                 )
+    body = representation.body
+    if body is not None and request.method == b"GET":
+        # The common case, in one join: status, Date, cached headers, contents.
+        data = b"".join(
+            (
+                STATUS_LINES[200],
+                router.clock.date_line(),
+                connection_line(request),
+                representation.head,
+                body,
+            )
+        )
+        return Reply(200, data, len(body), vhost)
     head = _head(router, request, 200, representation.head)
     return _full_body(request, 200, vhost, head, representation)
 

@@ -1,7 +1,7 @@
 """One worker's web server: listeners, shared state and periodic work.
 
 ``WebServer`` binds the listener (SO_REUSEPORT, so the module's workers
-share the port), holds what every connection shares (vhost table, file
+share the port), keeps the state every connection shares (vhost table, file
 cache, access log, stats), and runs one periodic task that enforces
 timeouts, flushes the access log every second and adds stats to the store
 every two seconds.
@@ -30,12 +30,12 @@ logger = logging.getLogger(__name__)
 TICK_SECONDS = 0.5
 ACCESS_LOG_FLUSH_SECONDS = 1.0
 STATS_FLUSH_SECONDS = 2.0
-# Open connections get this long to finish their answers at stop.
+# Open connections get this long to finish their responses at stop.
 STOP_GRACE_SECONDS = 2.0
 
 
 class ServerState:
-    """What every connection of one worker shares."""
+    """The state every connection of one worker shares."""
 
     def __init__(
         self,
@@ -98,9 +98,7 @@ class WebServer:
         """Read the vhost table again and forget cached files."""
         async with self._reload_lock:
             rows = await load_vhosts(self.store)
-            router = self.state.router
-            router.vhosts = VhostTable.build(rows)
-            router.files.clear()
+            self.state.router.set_vhosts(VhostTable.build(rows))
         logger.info("loaded %d vhosts", len(rows))
 
     async def listen(

@@ -1,10 +1,10 @@
 """Streaming a reply whose body includes ranges of large files.
 
 Over plain TCP the file bytes go with ``os.sendfile`` straight to the
-socket: uvloop's loop has no ``sendfile``, so the transfer waits until the
-transport's buffer is empty, sends on the socket's descriptor, and waits for
-writability with ``add_writer`` on a duplicate of it (uvloop refuses
-``add_writer`` on a descriptor its transport owns). Over TLS the file is
+socket, because uvloop's loop has no ``sendfile``. The transfer waits until
+the transport's buffer is empty, then sends on the socket's descriptor. It
+waits for writability with ``add_writer`` on a duplicate of that descriptor,
+because uvloop rejects ``add_writer`` on a descriptor its transport owns. Over TLS the file is
 read in chunks and written through the transport, honouring flow control.
 """
 
@@ -27,7 +27,7 @@ TLS_PASS_BYTES = 1024 * 1024
 
 
 class Connection(Protocol):
-    """What a transfer needs from the connection it writes to."""
+    """The connection a transfer writes to."""
 
     transport: asyncio.Transport
     writing_paused: bool
@@ -150,6 +150,8 @@ class Transfer:
             if written >= TLS_PASS_BYTES:
                 self.loop.call_soon(self._advance)
                 return False
+            # NOTE: this read runs on the event loop. It is quick from the page
+            # cache, but a cold read from a slow disk stalls the worker meanwhile.
             chunk = os.pread(self.file_fd, min(self.remaining, READ_CHUNK), self.offset)
             if not chunk:
                 raise OSError("file is shorter than when it was opened")

@@ -1,7 +1,7 @@
 """The vhost table as the web modules see it, and the stats they write back.
 
 The web modules read the ``vhosts`` table directly and keep it in memory,
-keyed by every hostname a vhost answers to. They add their request counts to
+keyed by every hostname of each vhost. They add their request counts to
 ``vhost_stats`` with an UPSERT that adds, so every worker process's counts
 end up in the same row.
 """

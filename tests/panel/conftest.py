@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from onestack.modules import REGISTRY
 from tests.support import ROOT, Server, run_server
@@ -30,8 +31,12 @@ CHROMIUM_ARGS = [
 ]
 PHONE = {"width": 390, "height": 844}
 
+# Saving config restarts changed modules, which takes seconds on a busy
+# machine: wait longer than Playwright's 5 s default for the page to update.
+expect.set_options(timeout=20_000)
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
@@ -46,18 +51,35 @@ def browser() -> Iterator[Any]:
 
 
 class PageErrors:
-    """JavaScript exceptions and console errors seen by one page."""
+    """JavaScript exceptions, console errors and unauthenticated API calls."""
 
     def __init__(self, page: Any) -> None:
         self.exceptions: list[str] = []
         self.console: list[str] = []
+        self.anonymous_api_calls: list[str] = []
         page.on("pageerror", lambda error: self.exceptions.append(str(error)))
-        page.on(
-            "console",
-            lambda message: (
-                self.console.append(message.text) if message.type == "error" else None
-            ),
-        )
+        page.on("console", self._check_console)
+        page.on("request", self._check_request)
+
+    def _check_console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        # A message frame reporting what its policy blocked is the defence
+        # working, not the panel breaking its own policy. So is DOMPurify,
+        # which parses a message (with its style attributes) in an inert
+        # document under the panel's policy.
+        url = message.location.get("url", "")
+        if url == "about:srcdoc" or url.endswith("/vendor/purify.es.mjs"):
+            return
+        self.console.append(f"{message.location.get('url')}: {message.text}")
+
+    def _check_request(self, request: Any) -> None:
+        path = request.url.split("://", 1)[-1].partition("/")[2]
+        if path.startswith("api/") and "authorization" not in request.headers:
+            self.anonymous_api_calls.append(request.url)
+
+    def policy_violations(self) -> list[str]:
+        return [text for text in self.console if "Content Security Policy" in text]
 
 
 @pytest.fixture
@@ -68,6 +90,9 @@ def page(browser: Any) -> Iterator[Any]:
     yield opened
     context.close()
     assert opened.errors.exceptions == [], "JavaScript exceptions in the panel"
+    assert opened.errors.anonymous_api_calls == [], "API calls without credentials"
+    violations = sorted(set(opened.errors.policy_violations()))
+    assert violations == [], "the panel broke its own CSP"
 
 
 def screenshot(page: Any, name: str) -> Path:
@@ -108,15 +133,25 @@ def require_module(server: Server, name: str) -> None:
         pytest.fail(f"the {name} module did not start: {status}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def panel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server with http, dns and email enabled where their code exists."""
+    """A server with http, dns and email enabled where their code exists.
+
+    One per test process, because starting one takes seconds: tests share
+    it, so each uses its own names (domains, zones, mailboxes).
+    """
     modules = {
         name: {"enabled": True}
         for name in ("http", "dns", "email")
         if module_code_available(name)
     }
-    with run_server(tmp_path_factory.mktemp("panel"), {"modules": modules}) as server:
+    # The wrong-password tests must not lock the other tests out.
+    limits = {"failedLoginsBeforeDelay": 100, "failedLoginsBeforeBlock": 1000}
+    overrides = {
+        "server": {"adminPanel": {"rateLimit": limits}},
+        "modules": modules,
+    }
+    with run_server(tmp_path_factory.mktemp("panel"), overrides) as server:
         yield server
 
 

@@ -8,7 +8,13 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.panel.conftest import login, module_code_available, require_route, screenshot
+from tests.panel.conftest import (
+    login,
+    module_code_available,
+    require_module,
+    require_route,
+    screenshot,
+)
 
 # The dashboard must show a module's new state within this time.
 STATE_CHANGE_MS = 6000
@@ -89,3 +95,30 @@ def test_disconnection_is_shown(page: Any, panel_server: Any) -> None:
 
     expect(page.locator(".live.off")).to_contain_text("reconnecting in", timeout=10_000)
     screenshot(page, "dashboard-disconnected")
+
+
+def test_http_chart_plots_request_rate(page: Any, panel_server: Any) -> None:
+    if not websocket_available(panel_server):
+        pytest.skip("the WebSocket event feed is not on this branch yet")
+    require_route(panel_server, "/api/vhosts", "vhosts")
+    require_module(panel_server, "http")
+    created = panel_server.api("POST", "/api/vhosts", json={"domain": "chart.test"})
+    assert created.status_code == 201
+    login(page, panel_server)
+    caption = page.locator("figure.chart", has_text="HTTP requests").locator("strong")
+    expect(page.locator(".live.on")).to_be_visible(timeout=10_000)
+
+    # Rates come from the difference between two status events, 5 s apart:
+    # keep the site busy until the chart reports a rate above zero.
+    url = f"http://127.0.0.1:{panel_server.port('http')}/"
+    with httpx.Client(headers={"Host": "chart.test"}) as client:
+        for _ in range(150):
+            for _ in range(5):
+                client.get(url)
+            text = caption.inner_text()
+            if text not in ("–", "0.00"):
+                break
+            page.wait_for_timeout(100)
+    screenshot(page, "dashboard-http-chart")
+
+    assert float(caption.inner_text()) > 0

@@ -33,7 +33,8 @@ def test_login_wrong_password_message(page: Any, panel_server: Any) -> None:
 
 def test_login_by_keyboard(page: Any, panel_server: Any) -> None:
     page.goto(panel_server.admin_url + "/")
-    # The password field has focus first; Enter submits the form.
+    # The password field has focus first, and Enter submits the form.
+    expect(page.get_by_label("Password")).to_be_focused()
     page.keyboard.type("admin123")
     page.keyboard.press("Enter")
 

@@ -1,7 +1,7 @@
-"""The message view against hostile HTML, with the API answers stubbed.
+"""The message view against hostile HTML, with the API responses stubbed.
 
 These run whatever API groups exist: the panel code under test is the
-message view, so Playwright answers the mail routes with fixed JSON. The
+message view, so Playwright fulfils the mail routes with fixed JSON. The
 end-to-end version, with a real message sent through the server, is in
 test_mail.py.
 """

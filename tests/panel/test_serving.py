@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from onestack.admin.panel import PANEL_DIR, resolve_panel_file
-from tests.support import run_server
+from tests.support import Server
 
 PANEL_FILES = ["/", "/index.html", "/app.js", "/style.css", "/vendor/preact.module.js"]
 
@@ -49,10 +49,9 @@ def test_every_module_import_is_a_relative_path() -> None:
         assert 'from "preact"' not in text, script
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    with run_server(tmp_path_factory.mktemp("serving")) as running:
-        yield running
+@pytest.fixture
+def server(panel_server: Server) -> Server:
+    return panel_server
 
 
 @pytest.mark.parametrize("path", PANEL_FILES)
@@ -120,7 +119,7 @@ def test_panel_rejects_other_methods(server) -> None:
 
 def test_websocket_upgrade_is_not_the_index(server) -> None:
     # A WebSocket upgrade on / belongs to the event feed, never to the panel
-    # route: the answer is 101 (feed present) or a refusal, not index.html.
+    # route: the response is 101 (feed present) or a refusal, not index.html.
     headers = {
         "Connection": "Upgrade",
         "Upgrade": "websocket",
@@ -131,3 +130,20 @@ def test_websocket_upgrade_is_not_the_index(server) -> None:
         with client.stream("GET", server.admin_url + "/", headers=headers) as response:
             assert response.status_code != 200
             assert "text/html" not in response.headers.get("content-type", "")
+
+
+def test_unknown_api_path_is_404_for_any_method(server) -> None:
+    response = httpx.post(server.admin_url + "/api/no-such-route", auth=server.auth)
+
+    assert response.status_code == 404
+    assert response.json()["details"] == {}
+
+
+def test_missing_resource_404_has_details(server) -> None:
+    # The panel tells "no such route" from "no such resource" by the details.
+    response = httpx.get(
+        server.admin_url + "/api/modules/no-such-module", auth=server.auth
+    )
+
+    assert response.status_code == 404
+    assert response.json()["details"] != {}

@@ -128,7 +128,11 @@ async def test_acme_certificate_over_https(
 ) -> None:
     pebble, http_port = pebble_for_http
     data_dir = tmp_path / "data"
-    acme = {"directoryUrl": pebble.directory_url, "caBundle": str(pebble.ca_bundle)}
+    acme = {
+        "enabled": True,
+        "directoryUrl": pebble.directory_url,
+        "caBundle": str(pebble.ca_bundle),
+    }
     overrides = https_overrides({"acme": acme})
     overrides["modules"]["http"]["port"] = http_port
     root_file = tmp_path / "root.pem"

@@ -283,7 +283,8 @@ async def test_head_sends_no_body_on_the_wire(web: RunningWeb, site: Path) -> No
 async def test_etag_and_last_modified(web: RunningWeb) -> None:
     result = await curl(web, "/style.css")
     etag = result.headers["etag"]
-    assert etag.startswith('"') and etag.endswith('"')
+    assert etag.startswith('"')
+    assert etag.endswith('"')
     assert result.headers["last-modified"].endswith(" GMT")
 
 
@@ -480,3 +481,29 @@ async def test_redirect_to_https(store: Store, tmp_path: Path, site: Path) -> No
         assert result.headers["location"] == "https://secure.test/x"
     finally:
         await web.module.stop()
+
+
+async def test_reconnect_to_event_hub_reloads(
+    store: Store, tmp_path: Path, site: Path
+) -> None:
+    from onestack.config import HttpConfig
+    from onestack.events import EventClient
+    from onestack.modules import WorkerContext
+    from onestack.web.module import HttpModule
+    from tests.support import free_port
+
+    events = EventClient(tmp_path / "events.sock")
+    port = free_port()
+    config = HttpConfig.model_validate({"host": "127.0.0.1", "port": port})
+    module = HttpModule(config, WorkerContext(tmp_path / "data", store, events=events))
+    await module.start()
+    try:
+        assert events.on_reconnect is not None
+        await insert_vhost(store, "late.test", site)
+        # Events sent while the worker was disconnected are lost; the
+        # reconnect hook reloads the table instead.
+        await events.on_reconnect()
+        web = RunningWeb(module, port, store, tmp_path / "data")
+        assert (await curl(web, "/", host="late.test")).status == 200
+    finally:
+        await module.stop()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from onestack.store import Store
 from onestack.store.tables import vhost_stats
-from onestack.web.accesslog import AccessEntry, AccessLog, format_entry
+from onestack.web.accesslog import AccessEntry, AccessLog, format_entries
 from onestack.web.vhost_table import StatsDelta, add_stats
 from tests.web.conftest import insert_vhost, start_web
 
@@ -80,14 +80,22 @@ async def test_access_log_lines_in_combined_format(
 
 
 def entry(index: int) -> AccessEntry:
-    return AccessEntry(
-        "127.0.0.1", time.time(), b"GET", b"/%d" % index, b"1.1", 200, 10, None, None
+    return (
+        b"127.0.0.1",
+        time.time(),
+        b"GET",
+        b"/%d" % index,
+        b"1.1",
+        200,
+        10,
+        None,
+        None,
     )
 
 
 def test_access_log_rotated_by_size(tmp_path: Path) -> None:
     log = AccessLog(tmp_path, max_bytes=2048, backups=2)
-    line_length = len(format_entry(entry(0)))
+    line_length = len(format_entries([entry(0)]))
     for round_ in range(20):
         buffer = log.buffer_for("example.com")
         for index in range(10):

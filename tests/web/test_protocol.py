@@ -294,3 +294,32 @@ async def test_closed_connection_frees_its_slot(site: Path) -> None:
     first.connection_lost(None)
     _, second = connect(state)
     assert not second.closed
+
+
+async def test_repeated_get_uses_ready_response(state: ServerState) -> None:
+    connection, transport = connect(state)
+    request = b"GET /style.css HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    connection.data_received(request)
+    assert (b"example.com", b"/style.css") in state.router.fast
+    connection.data_received(request + request)
+    responses = parse_responses(bytes(transport.written))
+    assert [r.status for r in responses] == [200, 200, 200]
+    assert responses[2].body == b"body { color: red }\n"
+    assert responses[2].headers == responses[0].headers | {
+        "date": responses[2].headers["date"]
+    }
+    assert state.stats.deltas[1].requests == 3
+    assert state.stats.deltas[1].bytes_served == 60
+
+
+async def test_conditional_get_skips_ready_response(state: ServerState) -> None:
+    connection, transport = connect(state)
+    connection.data_received(b"GET /style.css HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    etag = parse_responses(bytes(transport.written))[0].headers["etag"].encode()
+    transport.written.clear()
+    connection.data_received(
+        b"GET /style.css HTTP/1.1\r\nHost: example.com\r\nIf-None-Match: %s\r\n\r\n"
+        % etag
+    )
+    [response] = parse_responses(bytes(transport.written))
+    assert response.status == 304

@@ -96,3 +96,68 @@ def test_vhost_served_by_every_worker(tmp_path: Path, site: Path) -> None:
 
     log_file = data_dir / "logs" / "other.test.access.log"
     assert len(log_file.read_text().splitlines()) == 20
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def worker_reloads(server: Server, count: int) -> set[str]:
+    """Return the http workers that logged loading ``count`` vhosts."""
+    pattern = rf"\[http-(\d)\] onestack.web.server: loaded {count} vhosts"
+    return set(re.findall(pattern, server.log()))
+
+
+def test_vhost_api_changes_reach_both_workers(tmp_path: Path) -> None:
+    overrides = {"modules": {"http": {"enabled": True, "workers": 2}}}
+    with run_server(tmp_path / "data", overrides) as server:
+        assert server.wait_module("http")["running"] is True
+
+        created = server.api("POST", "/api/vhosts", json={"domain": "api.test"})
+        assert created.status_code == 201, created.text
+        vhost_id = created.json()["id"]
+        assert wait_for(lambda: worker_reloads(server, 1) == {"0", "1"}), server.log()
+        answers = [curl(server, "API.test:8080") for _ in range(20)]
+        assert all(status == 200 for status, _ in answers)
+        assert all(b"api.test" in body for _, body in answers)
+
+        changed = server.api("PUT", f"/api/vhosts/{vhost_id}", json={"enabled": False})
+        assert changed.status_code == 200, changed.text
+        assert wait_for(
+            lambda: len(re.findall(r"loaded 1 vhosts", server.log())) >= 4
+        ), server.log()
+        assert [curl(server, "api.test")[0] for _ in range(20)] == [404] * 20, (
+            server.log()
+        )
+
+        server.api("PUT", f"/api/vhosts/{vhost_id}", json={"enabled": True})
+        assert wait_for(
+            lambda: len(re.findall(r"loaded 1 vhosts", server.log())) >= 6
+        ), server.log()
+        for _ in range(5):
+            assert curl(server, "api.test")[0] == 200, server.log()
+
+        # Stats from both workers reach the API (flushed every 2 s).
+        def stats_counted() -> bool:
+            stats = server.api("GET", f"/api/vhosts/{vhost_id}/stats").json()
+            return stats["requests"] >= 25
+
+        assert wait_for(stats_counted), server.log()
+        stats = server.api("GET", f"/api/vhosts/{vhost_id}/stats").json()
+        assert stats["bytesServed"] > 0
+        assert stats["lastRequest"] is not None
+        assert stats["averageResponseTime"] >= 0
+
+        deleted = server.api("DELETE", f"/api/vhosts/{vhost_id}")
+        assert deleted.status_code == 200
+        # Each worker also logged "loaded 0 vhosts" when it started.
+        assert wait_for(
+            lambda: len(re.findall(r"loaded 0 vhosts", server.log())) >= 4
+        ), server.log()
+        assert curl(server, "api.test")[0] == 404, server.log()

@@ -36,9 +36,11 @@ export class ApiError extends Error {
     this.retryAfter = retryAfter;
   }
 
-  // A 404 from a list or action route means this server has no such route.
+  // A 404 without details is the router's answer for a path it has no
+  // route for: this server version lacks the feature. A missing resource
+  // (a zone, a message) comes with details naming it.
   get unavailable() {
-    return this.status === 404;
+    return this.status === 404 && Object.keys(this.details).length === 0;
   }
 }
 
@@ -141,6 +143,9 @@ export function errorText(error) {
   return error.message;
 }
 
+// RFC 6455 section 7.4.1: the server closes with this code on failed login.
+const CLOSE_POLICY_VIOLATION = 1008;
+
 // The event feed with reconnection. The browser WebSocket cannot send an
 // Authorization header, so the first message authenticates.
 export class EventFeed {
@@ -185,9 +190,17 @@ export class EventFeed {
       }
       if (event && typeof event.type === "string") this.onEvent(event);
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      if (event.code === CLOSE_POLICY_VIOLATION) {
+        // The server rejected the credentials or throttled them. Retrying
+        // would count as more failed logins, so stop and ask for a login.
+        this.closed = true;
+        this.onState({ connected: false, connecting: false, rejected: true });
+        for (const listener of listeners) listener(new ApiError(401, { error: event.reason }));
+        return;
+      }
       this.scheduleReconnect();
     };
   }

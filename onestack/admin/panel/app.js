@@ -1,7 +1,7 @@
 // The panel's shell: login, navigation by URL hash, the live event feed.
 
 import { render } from "./vendor/preact.module.js";
-import { useEffect, useRef, useState } from "./vendor/hooks.module.js";
+import { useCallback, useEffect, useRef, useState } from "./vendor/hooks.module.js";
 import {
   EventFeed,
   api,
@@ -144,7 +144,8 @@ function Shell({ onLogout, defaultPassword, onPasswordChanged }) {
   useEffect(() => {
     const client = new EventFeed(
       (event) => {
-        if (event.type !== "status") {
+        // The feed lists what happened; status ticks and the login reply are not events.
+        if (event.type !== "status" && event.type !== "auth") {
           setEvents((previous) => [{ ...event, at: new Date() }, ...previous].slice(0, 100));
         }
         for (const subscriber of subscribers.current) subscriber(event);
@@ -160,14 +161,11 @@ function Shell({ onLogout, defaultPassword, onPasswordChanged }) {
     };
   }, []);
 
-  const live = {
-    connected: feed.connected,
-    events,
-    subscribe(callback) {
-      subscribers.current.add(callback);
-      return () => subscribers.current.delete(callback);
-    },
-  };
+  const subscribe = useCallback((callback) => {
+    subscribers.current.add(callback);
+    return () => subscribers.current.delete(callback);
+  }, []);
+  const live = { connected: feed.connected, events, subscribe };
   const page = PAGES.find((candidate) => candidate.path === route.page) || PAGES[0];
   const Page = page.component;
   useEffect(() => {

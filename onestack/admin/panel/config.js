@@ -105,7 +105,7 @@ function ModuleForm({ name, config, onSaved }) {
         byField[item.field.replace(new RegExp(`^modules\\.${name}\\.`), "")] = item.message;
       }
       setErrors(byField);
-      setError(failure);
+      if (!Object.keys(byField).length) setError(failure);
     }
   }
 
@@ -217,7 +217,7 @@ export function ConfigPage() {
   }
 
   if (config.error) {
-    return html`<div class="page config"><h1>Config</h1><${ErrorBox} error=${config.error} what="Config" /></div>`;
+    return html`<div class="page config"><h1>Config</h1><${ErrorBox} error=${config.error} feature="Config" /></div>`;
   }
   if (!config.data) return html`<div class="page config"><h1>Config</h1><p>Loading…</p></div>`;
   return html`<div class="page config" key=${generation}>

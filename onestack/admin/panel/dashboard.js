@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from "./vendor/hooks.module.js";
 import uPlot from "./vendor/uPlot.esm.js";
 import { api, errorText } from "./api.js";
-import { html, ErrorBox, formatBytes, formatDuration, formatDate } from "./ui.js";
+import { html, ErrorBox, formatBytes, formatDuration } from "./ui.js";
 
 const HOUR = 3600;
 
@@ -16,9 +16,10 @@ const history = {
   previous: null,
 };
 
-// Cumulative counters from one status event. The status event's own
-// "counters" object is used when the server sends one; otherwise HTTP comes
-// from the vhosts' stats and mail from the email stats, and DNS has no source.
+// Read the cumulative counters behind the charts. A status event's own
+// "counters" object is used when the server sends one. Without it, HTTP
+// comes from the vhosts' stats and mail from the email stats, and DNS has
+// no source.
 async function readCounters(status) {
   const counters = status && status.counters;
   if (counters && typeof counters === "object") {
@@ -40,6 +41,8 @@ async function readCounters(status) {
   if (email.status === "fulfilled" && email.value) {
     mail = Number(email.value.messagesReceived || 0) + Number(email.value.messagesSent || 0);
   }
+  // NOTE: no API reports DNS queries yet, so the DNS chart stays empty until
+  // status events carry counters.dnsQueries.
   return { http, dns: null, mail };
 }
 
@@ -80,7 +83,11 @@ function Chart({ title, series, color, unavailable }) {
       width: Math.max(240, element.clientWidth),
       height: 160,
       legend: { show: false },
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      scales: {
+        // Always the last hour, so a few points do not stretch over years.
+        x: { time: true, range: () => [Date.now() / 1000 - HOUR, Date.now() / 1000] },
+        y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] },
+      },
       axes: [{}, { size: 48 }],
       series: [{}, { label: title, stroke: color, width: 2, spanGaps: false }],
     };

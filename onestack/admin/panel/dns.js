@@ -3,10 +3,22 @@
 
 import { useState } from "./vendor/hooks.module.js";
 import { api, fieldErrors } from "./api.js";
-import { html, Checkbox, ConfirmButton, ErrorBox, Field, TextInput, download, useApi } from "./ui.js";
+import {
+  html,
+  Checkbox,
+  ConfirmButton,
+  ErrorBox,
+  Field,
+  TextInput,
+  download,
+  useApi,
+  useLiveReload,
+} from "./ui.js";
 
 const TYPES = ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "PTR", "CAA"];
 const NEEDS_PRIORITY = new Set(["MX", "SRV"]);
+const ZONE_EVENTS = ["dnsZoneCreated", "dnsZoneUpdated", "dnsZoneDeleted", "dnsRecordAdded",
+  "dnsRecordUpdated", "dnsRecordDeleted"];
 
 function recordBody(form) {
   const body = { name: form.name.trim() || "@", type: form.type, data: form.data.trim() };
@@ -174,14 +186,15 @@ function ImportZone({ zone, onImported }) {
           if (file) setText(await file.text());
         }} />`}
     <//>
-    <${ErrorBox} error=${error} what="Zone import" />
+    <${ErrorBox} error=${error} feature="Zone import" />
     ${result ? html`<p class="notice" role="status">${result.recordsImported} records imported.</p>` : null}
-    <div class="buttons"><button type="submit" disabled=${!text.trim()}>Import</button></div>
+    <div class="buttons"><button type="submit" disabled=${!text.trim()}>Import zone file</button></div>
   </form>`;
 }
 
-function ZoneView({ name, onDeleted }) {
+function ZoneView({ name, onDeleted, live }) {
   const zone = useApi(() => api.get(`/api/dns/zones/${encodeURIComponent(name)}`), [name]);
+  useLiveReload(live, ZONE_EVENTS, zone.reload);
   const [error, setError] = useState(null);
 
   async function exportZone() {
@@ -212,7 +225,7 @@ function ZoneView({ name, onDeleted }) {
     }
   }
 
-  if (zone.error) return html`<${ErrorBox} error=${zone.error} what="This zone" />`;
+  if (zone.error) return html`<${ErrorBox} error=${zone.error} feature="This zone" />`;
   if (!zone.data) return html`<p>Loading…</p>`;
   const soa = zone.data.soa || {};
   const records = zone.data.records || [];
@@ -234,7 +247,7 @@ function ZoneView({ name, onDeleted }) {
     <${ErrorBox} error=${error} />
     <h3>Records</h3>
     <${AddRecord} zone=${name} onAdded=${zone.reload} />
-    <div class="table-wrap"><table class="records">
+    <div class="table-wrap"><table class="records stack">
       <thead><tr><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Data</th>
         <th scope="col">TTL</th><th scope="col">Priority</th><th scope="col">Actions</th></tr></thead>
       <tbody>
@@ -261,6 +274,7 @@ function CreateZone({ onCreated }) {
     if (form.email.trim()) options.email = form.email.trim();
     try {
       const zone = await api.post("/api/dns/zones", { name: form.name.trim(), options });
+      setForm({ name: "", primaryNS: "", email: "", ttl: "3600" });
       onCreated(zone.name || form.name.trim());
     } catch (failure) {
       const fields = fieldErrors(failure);
@@ -283,8 +297,9 @@ function CreateZone({ onCreated }) {
   </form>`;
 }
 
-export function Dns({ params }) {
+export function Dns({ params, live }) {
   const zones = useApi(() => api.get("/api/dns/zones"));
+  useLiveReload(live, ZONE_EVENTS, zones.reload);
   const selected = params[0] || null;
   const select = (name) => {
     location.hash = name ? `#/dns/${encodeURIComponent(name)}` : "#/dns";
@@ -292,7 +307,7 @@ export function Dns({ params }) {
 
   return html`<div class="page dns">
     <h1>DNS</h1>
-    <${ErrorBox} error=${zones.error} what="DNS" />
+    <${ErrorBox} error=${zones.error} feature="DNS" />
     ${zones.data
       ? html`<div class="split">
           <nav class="side" aria-label="Zones">
@@ -311,7 +326,7 @@ export function Dns({ params }) {
           </nav>
           <div class="main-column">
             ${selected
-              ? html`<${ZoneView} key=${selected} name=${selected} onDeleted=${() => {
+              ? html`<${ZoneView} key=${selected} name=${selected} live=${live} onDeleted=${() => {
                   zones.reload();
                   select(null);
                 }} />`

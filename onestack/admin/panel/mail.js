@@ -12,12 +12,15 @@ import {
   formatBytes,
   formatDate,
   useApi,
+  useLiveReload,
 } from "./ui.js";
 import { frameDocument, sanitizeMessageHtml } from "./sanitize.js";
 
 const FOLDERS = ["inbox", "sent", "drafts", "trash", "junk", "archive"];
 const PAGE_SIZE = 25;
 const MIB = 1024 * 1024;
+const MAIL_EVENTS = ["mailboxCreated", "mailboxUpdated", "mailboxDeleted", "emailSent",
+  "emailReceived", "messageUpdated", "messageDeleted"];
 
 function QuotaBar({ used, quota }) {
   const percent = quota ? Math.min(100, Math.round((100 * (used || 0)) / quota)) : 0;
@@ -116,7 +119,7 @@ function MessageView({ id, onChanged, onClose }) {
     }
   }
 
-  if (message.error) return html`<${ErrorBox} error=${message.error} what="This message" />`;
+  if (message.error) return html`<${ErrorBox} error=${message.error} feature="This message" />`;
   if (!message.data) return html`<p>Loading message…</p>`;
   const data = message.data;
   const sanitized = data.html ? sanitizeMessageHtml(data.html) : null;
@@ -155,7 +158,7 @@ function MessageView({ id, onChanged, onClose }) {
   </article>`;
 }
 
-function MessageList({ mailbox }) {
+function MessageList({ mailbox, live }) {
   const [folder, setFolder] = useState("inbox");
   const [unreadOnly, setUnreadOnly] = useState(false);
   const [offset, setOffset] = useState(0);
@@ -167,13 +170,14 @@ function MessageList({ mailbox }) {
       }),
     [mailbox, folder, unreadOnly, offset],
   );
+  useLiveReload(live, MAIL_EVENTS, messages.reload);
 
   return html`<section class="messages" aria-labelledby="messages-title">
     <h2 id="messages-title">Messages of ${mailbox}</h2>
     <div class="toolbar">
-      <div role="tablist" aria-label="Folders" class="folders">
+      <div role="group" aria-label="Folders" class="folders">
         ${FOLDERS.map(
-          (name) => html`<button type="button" role="tab" aria-selected=${name === folder}
+          (name) => html`<button type="button" aria-pressed=${name === folder}
             onClick=${() => {
               setFolder(name);
               setOffset(0);
@@ -187,9 +191,9 @@ function MessageList({ mailbox }) {
       }} />
       <button type="button" class="secondary" onClick=${messages.reload}>Refresh</button>
     </div>
-    <${ErrorBox} error=${messages.error} what="Messages" />
+    <${ErrorBox} error=${messages.error} feature="Messages" />
     ${messages.data
-      ? html`<div class="table-wrap"><table class="message-list">
+      ? html`<div class="table-wrap"><table class="message-list stack">
           <thead><tr><th scope="col">From</th><th scope="col">Subject</th><th scope="col">Date</th>
             <th scope="col">Size</th></tr></thead>
           <tbody>
@@ -275,15 +279,17 @@ function Compose({ mailboxes }) {
       ${(id) => html`<textarea id=${id} name="compose-html" rows="3" class="mono" value=${form.html}
         onInput=${(event) => set("html")(event.currentTarget.value)}></textarea>`}
     <//>
-    <${ErrorBox} error=${error} what="Sending" />
+    <${ErrorBox} error=${error} feature="Sending" />
     ${sent ? html`<p class="notice" role="status">Message sent${sent.messageId ? ` (${sent.messageId})` : ""}.</p>` : null}
     <div class="buttons"><button type="submit">Send</button></div>
   </form>`;
 }
 
-export function Mail({ params }) {
+export function Mail({ params, live }) {
   const mailboxes = useApi(() => api.get("/api/mailboxes"));
   const stats = useApi(() => api.get("/api/email/stats"));
+  useLiveReload(live, MAIL_EVENTS, mailboxes.reload);
+  useLiveReload(live, MAIL_EVENTS, stats.reload);
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState(null);
   const [created, setCreated] = useState(null);
@@ -304,7 +310,7 @@ export function Mail({ params }) {
 
   if (mailboxes.error) {
     return html`<div class="page mail"><h1>Mail</h1>
-      <${ErrorBox} error=${mailboxes.error} what="Mail" /></div>`;
+      <${ErrorBox} error=${mailboxes.error} feature="Mail" /></div>`;
   }
   const list = mailboxes.data || [];
   return html`<div class="page mail">
@@ -333,7 +339,7 @@ export function Mail({ params }) {
           }} onCancel=${() => setCreating(false)} />`
         : null}
       <${ErrorBox} error=${error} />
-      <div class="table-wrap"><table class="mailboxes">
+      <div class="table-wrap"><table class="mailboxes stack">
         <thead><tr><th scope="col">Address</th><th scope="col">Name</th><th scope="col">Quota</th>
           <th scope="col">Messages</th><th scope="col">Enabled</th><th scope="col">Actions</th></tr></thead>
         <tbody>
@@ -363,7 +369,7 @@ export function Mail({ params }) {
         </tbody>
       </table></div>
     </section>
-    ${selected ? html`<${MessageList} key=${selected} mailbox=${selected} />` : null}
+    ${selected ? html`<${MessageList} key=${selected} mailbox=${selected} live=${live} />` : null}
     <${Compose} mailboxes=${list} />
     ${stats.error && !stats.error.unavailable ? html`<p class="hint">${errorText(stats.error)}</p>` : null}
   </div>`;

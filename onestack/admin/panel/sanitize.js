@@ -8,6 +8,8 @@ import DOMPurify from "./vendor/purify.es.mjs";
 
 const URL_ATTRIBUTES = ["src", "srcset", "background", "poster", "lowsrc", "dynsrc", "xlink:href"];
 
+// NOTE: a srcdoc frame also inherits the panel's own policy, whose style-src
+// 'self' blocks the message's style attributes, so HTML mail shows unstyled.
 export const FRAME_POLICY =
   "default-src 'none'; img-src data:; style-src 'unsafe-inline'; " +
   "font-src 'none'; media-src 'none'; form-action 'none'; base-uri 'none'";

@@ -2,7 +2,7 @@
 
 import { useState } from "./vendor/hooks.module.js";
 import { api, fieldErrors } from "./api.js";
-import { html, Checkbox, ConfirmButton, ErrorBox, Field, TextInput, useApi } from "./ui.js";
+import { html, Checkbox, ConfirmButton, ErrorBox, Field, TextInput, useApi, useLiveReload } from "./ui.js";
 
 function keyLines(text) {
   return text
@@ -72,8 +72,11 @@ function SshUserForm({ user, vhosts, onSaved, onCancel }) {
   </form>`;
 }
 
-export function Sftp() {
+const SSH_EVENTS = ["sshUserCreated", "sshUserUpdated", "sshUserDeleted"];
+
+export function Sftp({ live }) {
   const users = useApi(() => api.get("/api/ssh/users"));
+  useLiveReload(live, SSH_EVENTS, users.reload);
   const vhosts = useApi(() => api.get("/api/vhosts"));
   const [creating, setCreating] = useState(false);
   const [editing, setEditing] = useState(null);
@@ -97,7 +100,7 @@ export function Sftp() {
 
   if (users.error) {
     return html`<div class="page sftp"><h1>SFTP users</h1>
-      <${ErrorBox} error=${users.error} what="SFTP accounts" /></div>`;
+      <${ErrorBox} error=${users.error} feature="SFTP accounts" /></div>`;
   }
   return html`<div class="page sftp">
     <h1>SFTP users</h1>
@@ -123,16 +126,17 @@ export function Sftp() {
         }} onCancel=${() => setCreating(false)} />`
       : null}
     <${ErrorBox} error=${error} />
-    <div class="table-wrap"><table class="ssh-users">
+    <div class="table-wrap"><table class="ssh-users stack">
       <thead><tr><th scope="col">User</th><th scope="col">Site</th><th scope="col">Keys</th>
-        <th scope="col">Enabled</th><th scope="col">Actions</th></tr></thead>
+        <th scope="col">Password</th><th scope="col">Enabled</th><th scope="col">Actions</th></tr></thead>
       <tbody>
-        ${(users.data || []).length === 0 && !users.loading ? html`<tr><td colspan="5">No SFTP users yet.</td></tr>` : null}
+        ${(users.data || []).length === 0 && !users.loading ? html`<tr><td colspan="6">No SFTP users yet.</td></tr>` : null}
         ${(users.data || []).map(
-          (user) => html`<tr key=${user.username}>
+          (user) => html`<tr key=${user.username} data-user=${user.username}>
               <th scope="row">${user.username}</th>
               <td>${siteName(user.vhostId)}</td>
               <td>${(user.publicKeys || []).length}</td>
+              <td>${user.hasPassword === false ? "none" : "set"}</td>
               <td>${user.enabled === false ? "no" : "yes"}</td>
               <td class="actions">
                 <button type="button" onClick=${() => setEditing(user.username)}>Edit</button>
@@ -140,7 +144,7 @@ export function Sftp() {
               </td>
             </tr>
             ${editing === user.username
-              ? html`<tr class="expanded"><td colspan="5"><${SshUserForm} user=${user} vhosts=${sites}
+              ? html`<tr class="expanded"><td colspan="6"><${SshUserForm} user=${user} vhosts=${sites}
                   onSaved=${() => {
                     setEditing(null);
                     users.reload();

@@ -13,6 +13,7 @@ import {
   formatDate,
   splitList,
   useApi,
+  useLiveReload,
 } from "./ui.js";
 
 const EMPTY = { domain: "", aliases: "", documentRoot: "", enabled: true, ssl: false, redirectToHttps: false };
@@ -109,7 +110,7 @@ function CertificateUpload({ vhost, onSaved }) {
       ${(id) => html`<textarea id=${id} rows="4" value=${privateKey} autocomplete="off"
         onInput=${(event) => setPrivateKey(event.currentTarget.value)}></textarea>`}
     <//>
-    <${ErrorBox} error=${error} what="Certificate upload" />
+    <${ErrorBox} error=${error} feature="Certificate upload" />
     ${done ? html`<p class="notice" role="status">Certificate stored.</p>` : null}
     <div class="buttons"><button type="submit">Upload certificate</button></div>
   </form>`;
@@ -123,7 +124,17 @@ function VhostDetails({ vhost, onChanged }) {
     () => (vhost.ssl ? api.get(`/api/vhosts/${vhost.id}/certificate`) : Promise.resolve(null)),
     [vhost.id, vhost.ssl],
   );
-  const shown = certificate.data || vhost.certificate;
+  const displayedCertificate = certificate.data || vhost.certificate;
+
+  async function renew() {
+    setError(null);
+    try {
+      await api.post(`/api/vhosts/${vhost.id}/certificate/renew`);
+      certificate.reload();
+    } catch (failure) {
+      setError(failure);
+    }
+  }
 
   async function remove() {
     try {
@@ -159,17 +170,22 @@ function VhostDetails({ vhost, onChanged }) {
       <dt>Aliases</dt><dd>${(vhost.aliases || []).join(", ") || "none"}</dd>
       <dt>HTTPS</dt><dd>${vhost.ssl ? "on" : "off"}${vhost.redirectToHttps ? ", HTTP redirects to HTTPS" : ""}</dd>
       ${vhost.ssl
-        ? html`<dt>Certificate</dt><dd>${shown
-            ? html`${shown.source || "unknown source"}, for ${(shown.names || []).join(", ") || "–"},
-                valid until ${formatDate(shown.notAfter)}`
-            : certificate.error
+        ? html`<dt>Certificate</dt><dd>${displayedCertificate
+            ? html`${displayedCertificate.source || "unknown source"}, for ${(displayedCertificate.names || []).join(", ") || "–"},
+                valid until ${formatDate(displayedCertificate.notAfter)}`
+            : certificate.error && certificate.error.status !== 404
               ? errorText(certificate.error)
               : "none yet"}</dd>`
         : null}
       <dt>Average response time</dt><dd>${vhost.stats && vhost.stats.averageResponseTime !== undefined
         ? `${vhost.stats.averageResponseTime} ms` : "–"}</dd>
     </dl>
-    ${vhost.ssl ? html`<${CertificateUpload} vhost=${vhost} onSaved=${certificate.reload} />` : null}
+    ${vhost.ssl
+      ? html`<div class="buttons">
+            <button type="button" onClick=${renew}>Order a certificate by ACME</button>
+          </div>
+          <${CertificateUpload} vhost=${vhost} onSaved=${certificate.reload} />`
+      : null}
     <div class="buttons">
       <button type="button" onClick=${() => setEditing(true)}>Edit ${vhost.domain}</button>
       <${Checkbox} label="Also delete the files it created" checked=${deleteFiles} onChange=${setDeleteFiles} />
@@ -179,15 +195,18 @@ function VhostDetails({ vhost, onChanged }) {
   </div>`;
 }
 
-export function Sites({ params }) {
+const VHOST_EVENTS = ["vhostCreated", "vhostUpdated", "vhostDeleted", "certificateIssued"];
+
+export function Sites({ params, live }) {
   const vhosts = useApi(() => api.get("/api/vhosts"));
+  useLiveReload(live, VHOST_EVENTS, vhosts.reload);
   const [creating, setCreating] = useState(false);
   const [openId, setOpenId] = useState(params[0] || null);
   const [created, setCreated] = useState(null);
 
   return html`<div class="page sites">
     <h1>Sites</h1>
-    <${ErrorBox} error=${vhosts.error} what="Virtual hosts" />
+    <${ErrorBox} error=${vhosts.error} feature="Virtual hosts" />
     ${vhosts.error && vhosts.error.unavailable
       ? null
       : html`<div class="buttons">
@@ -206,7 +225,7 @@ export function Sites({ params }) {
       : null}
     ${created ? html`<p class="notice" role="status">Site ${created.domain} created.</p>` : null}
     ${vhosts.data
-      ? html`<div class="table-wrap"><table class="vhosts">
+      ? html`<div class="table-wrap"><table class="vhosts stack">
           <thead><tr><th scope="col">Domain</th><th scope="col">Enabled</th><th scope="col">HTTPS</th>
             <th scope="col">Requests</th><th scope="col">Served</th><th scope="col">Last request</th>
             <th scope="col"><span class="sr-only">Details</span></th></tr></thead>

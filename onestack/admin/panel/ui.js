@@ -29,11 +29,31 @@ export function useApi(load, deps = []) {
   return { ...state, reload };
 }
 
-export function ErrorBox({ error, what }) {
+// Call ``reload`` when the event feed reports one of ``types``, so a page
+// shows changes made elsewhere (another tab, a mail client, the API).
+export function useLiveReload(live, types, reload) {
+  const subscribe = live ? live.subscribe : null;
+  useEffect(() => {
+    if (!subscribe) return undefined;
+    let timer = null;
+    const unsubscribe = subscribe((event) => {
+      if (!types.includes(event.type)) return;
+      // A burst of events (an import, a queue run) causes one reload.
+      clearTimeout(timer);
+      timer = setTimeout(reload, 300);
+    });
+    return () => {
+      clearTimeout(timer);
+      unsubscribe();
+    };
+  }, [subscribe, reload]);
+}
+
+export function ErrorBox({ error, feature }) {
   if (!error) return null;
-  if (error instanceof ApiError && error.unavailable && what) {
+  if (error instanceof ApiError && error.unavailable && feature) {
     return html`<p class="notice unavailable" role="status">
-      ${what} is not available in this version of the server.
+      ${feature} is not available in this version of the server.
     </p>`;
   }
   return html`<p class="error" role="alert">${errorText(error)}</p>`;
@@ -76,15 +96,6 @@ export function Checkbox({ label, checked, onChange, name }) {
     />
     <label for=${id}>${label}</label>
   </div>`;
-}
-
-export function Select({ label, value, options, onChange, name, error }) {
-  return html`<${Field} label=${label} error=${error}>
-    ${(id) => html`<select id=${id} name=${name} value=${value}
-        onChange=${(event) => onChange(event.currentTarget.value)}>
-      ${options.map((option) => html`<option value=${option}>${option}</option>`)}
-    </select>`}
-  <//>`;
 }
 
 // A delete button that asks again in place, so no modal dialog is needed.

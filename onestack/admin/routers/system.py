@@ -24,4 +24,4 @@ async def health() -> dict[str, str]:
 
 @router.get("/status")
 async def status(state: AdminState = Depends(get_state)) -> dict[str, Any]:
-    return state.supervisor.status()
+    return state.status()

@@ -4,7 +4,8 @@ Messages are parsed with the standard library's ``email`` package under the
 ``compat32`` policy, which keeps header values as sent (folding and encoded
 words included), as the ENVELOPE of RFC 3501 requires. Parsed messages are
 kept in a small LRU cache by message id, since clients fetch the structure and
-then the parts of one message in quick succession.
+then the parts of one message in quick succession. The ENVELOPE and
+BODYSTRUCTURE responses are kept in a larger one.
 """
 
 from __future__ import annotations
@@ -14,35 +15,127 @@ import email.policy
 import email.utils
 import re
 from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
 from email.message import Message
+from typing import Generic, TypeVar
 
 from onestack.mail.imap.responses import BadCommand, nstring, quote
 
 _parser = email.parser.BytesParser(policy=email.policy.compat32)
+_header_parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+K = TypeVar("K")
+V = TypeVar("V")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
-class ParsedCache:
-    """A bounded LRU cache of parsed messages, keyed by message id."""
+class LruCache(Generic[K, V]):
+    """A mapping that drops its least recently used entries beyond ``capacity``."""
 
-    def __init__(self, capacity: int = 256) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[int, Message] = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
 
-    def get(self, message_id: int, raw: bytes) -> Message:
-        message = self._items.get(message_id)
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._items
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    size: int
+    internal_date: datetime
+    header: bytes
+
+
+# Header blocks up to this size are kept in the summary cache.
+MAX_CACHED_HEADER = 4096
+# Characters of decoded body text kept for searches, per server.
+MAX_CACHED_TEXT = 16 * 1024 * 1024
+
+
+class MessageCache:
+    """The parsed messages and responses an IMAP server keeps, by message id.
+
+    A stored message never changes (a MOVE keeps its row and bytes), so an
+    entry stays valid as long as the id names the same database row. Each
+    server has its own cache because ids are only unique within one database.
+    """
+
+    def __init__(self, parsed: int = 256, rendered: int = 20_000) -> None:
+        self._parsed: LruCache[int, Message] = LruCache(parsed)
+        # ENVELOPE, BODY and BODYSTRUCTURE responses, about 0.5 KB each.
+        self.rendered: LruCache[tuple[int, str], bytes] = LruCache(rendered)
+        # Decoded header fields for SEARCH.
+        self.headers: LruCache[int, dict[bytes, str]] = LruCache(rendered)
+        # Size, internal date and header block (when short), so that header
+        # fetches need no database read once a message has been seen.
+        self.summaries: LruCache[int, Summary] = LruCache(rendered)
+        self._fields: LruCache[int, list[tuple[bytes, bytes]]] = LruCache(parsed * 4)
+        # Casefolded body text of MIME-encoded messages for SEARCH BODY and
+        # TEXT, bounded by characters rather than entries.
+        self._texts: OrderedDict[int, str] = OrderedDict()
+        self._text_size = 0
+
+    def body_text(self, message_id: int) -> str | None:
+        text = self._texts.get(message_id)
+        if text is not None:
+            self._texts.move_to_end(message_id)
+        return text
+
+    def put_body_text(self, message_id: int, text: str) -> None:
+        if len(text) > MAX_CACHED_TEXT // 16 or message_id in self._texts:
+            return
+        self._texts[message_id] = text
+        self._text_size += len(text)
+        while self._text_size > MAX_CACHED_TEXT:
+            _, dropped = self._texts.popitem(last=False)
+            self._text_size -= len(dropped)
+
+    def fields(self, message_id: int, header: bytes) -> list[tuple[bytes, bytes]]:
+        """Return the header block split into fields, cached by message id."""
+        fields = self._fields.get(message_id)
+        if fields is None:
+            fields = header_fields(header)
+            self._fields.put(message_id, fields)
+        return fields
+
+    def remember(
+        self, message_id: int, size: int, internal_date: datetime, raw: bytes
+    ) -> None:
+        """Keep a message's summary after its bytes were read."""
+        if message_id in self.summaries:
+            return
+        header = split_message(raw)[0]
+        if len(header) > MAX_CACHED_HEADER or header == raw and len(raw) >= 8192:
+            return  # long, or possibly cut short by a header-only read
+        self.summaries.put(message_id, Summary(size, internal_date, header))
+
+    def parsed(self, message_id: int, raw: bytes) -> Message:
+        """Return the message parsed from its whole raw bytes."""
+        message = self._parsed.get(message_id)
         if message is None:
             message = _parser.parsebytes(raw)
-            self._items[message_id] = message
-            if len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        else:
-            self._items.move_to_end(message_id)
+            self._parsed.put(message_id, message)
         return message
 
 
 def split_message(raw: bytes) -> tuple[bytes, bytes]:
     """Split raw bytes into the header block (with its blank line) and the body."""
+    end = raw.find(b"\r\n\r\n")
+    if end >= 0 and b"\n\n" not in raw[:end]:
+        return raw[: end + 4], raw[end + 4 :]
     match = _HEADER_END.search(raw)
     if match is None:
         return raw, b""
@@ -64,10 +157,12 @@ def header_fields(block: bytes) -> list[tuple[bytes, bytes]]:
     return fields
 
 
-def filter_headers(block: bytes, names: list[str], exclude: bool) -> bytes:
+def filter_headers(
+    fields: list[tuple[bytes, bytes]], names: list[str], exclude: bool
+) -> bytes:
     """HEADER.FIELDS and HEADER.FIELDS.NOT: the chosen fields and a blank line."""
     wanted = {name.lower().encode() for name in names}
-    kept = [text for name, text in header_fields(block) if (name in wanted) != exclude]
+    kept = [text for name, text in fields if (name in wanted) != exclude]
     return b"".join(kept) + b"\r\n"
 
 
@@ -91,14 +186,25 @@ def _addresses(message: Message, name: str) -> bytes:
     ):
         if not address and not display:
             continue
-        mailbox, _, host = address.rpartition("@") if "@" in address else (address, "", "")
+        mailbox, _, host = (
+            address.rpartition("@") if "@" in address else (address, "", "")
+        )
         parts.append(
             b"(%s NIL %s %s)"
-            % (nstring(display or None), nstring(mailbox or None), nstring(host or None))
+            % (
+                nstring(display or None),
+                nstring(mailbox or None),
+                nstring(host or None),
+            )
         )
     if not parts:
         return b"NIL"
     return b"(" + b"".join(parts) + b")"
+
+
+def parse_headers(raw: bytes) -> Message:
+    """Parse only the header block (enough for ENVELOPE)."""
+    return _header_parser.parsebytes(split_message(raw)[0])
 
 
 def envelope(message: Message) -> bytes:
@@ -126,7 +232,11 @@ def envelope(message: Message) -> bytes:
 
 def _params(part: Message, header: str) -> bytes:
     params = part.get_params(header=header) or []
-    if header == "content-type" and len(params) < 2 and part.get_content_maintype() == "text":
+    if (
+        header == "content-type"
+        and len(params) < 2
+        and part.get_content_maintype() == "text"
+    ):
         # RFC 2045 section 5.2: text without a charset is US-ASCII.
         params = [("", ""), ("charset", "us-ascii")]
     pairs = [
@@ -170,6 +280,8 @@ def structure(part: Message, extended: bool) -> bytes:
     encoding = (_header(part, "Content-Transfer-Encoding") or "7BIT").strip()
     if maintype == "message" and subtype == "rfc822" and part.is_multipart():
         inner = part.get_payload(0)
+        # NOTE: the size of a message/rfc822 part comes from the regenerated
+        # message, which can differ by a few octets from the stored bytes.
         body = inner.as_bytes(policy=email.policy.compat32.clone(linesep="\r\n"))
     else:
         inner = None
@@ -184,7 +296,11 @@ def structure(part: Message, extended: bool) -> bytes:
         len(body),
     )
     if inner is not None:
-        fields += b" %s %s %d" % (envelope(inner), structure(inner, extended), body.count(b"\n"))
+        fields += b" %s %s %d" % (
+            envelope(inner),
+            structure(inner, extended),
+            body.count(b"\n"),
+        )
     elif maintype == "text":
         fields += b" %d" % body.count(b"\n")
     if extended:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import TYPE_CHECKING
 
 from onestack.mail.imap import messages
@@ -26,14 +27,20 @@ logger = logging.getLogger(__name__)
 DELIMITER = "/"
 MAX_NAME_LENGTH = 255
 SYSTEM_FLAGS = "\\Answered \\Flagged \\Deleted \\Seen \\Draft"
-_STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"})
+_STATUS_ITEMS = frozenset(
+    {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"}
+)
 
 
 def _check_new_name(name: str) -> str:
     name = name.rstrip(DELIMITER)
     if not name or len(name) > MAX_NAME_LENGTH:
         raise CommandFailed("invalid mailbox name", code="CANNOT")
-    if any(c in name for c in "*%\r\n\x00") or "//" in name or name.startswith(DELIMITER):
+    if (
+        any(c in name for c in "*%\r\n\x00")
+        or "//" in name
+        or name.startswith(DELIMITER)
+    ):
         raise CommandFailed(f"invalid mailbox name {name!r}", code="CANNOT")
     return name
 
@@ -45,7 +52,9 @@ def _is_standard(folder: Folder) -> bool:
 # --- SELECT, EXAMINE, CLOSE, UNSELECT -----------------------------------------
 
 
-async def _select(session: ImapSession, tag: str, reader: CommandReader, read_only: bool) -> None:
+async def _select(
+    session: ImapSession, tag: str, reader: CommandReader, read_only: bool
+) -> None:
     reader.sp()
     name = reader.mailbox()
     if reader.try_sp():
@@ -67,6 +76,8 @@ async def _select(session: ImapSession, tag: str, reader: CommandReader, read_on
         f"* FLAGS ({SYSTEM_FLAGS})",
         f"* OK [PERMANENTFLAGS ({SYSTEM_FLAGS} \\*)] flags permitted",
         f"* {selected.exists} EXISTS",
+        # NOTE: \Recent lives only in the session that saw a message arrive;
+        # messages already present at SELECT are never reported as recent.
         "* 0 RECENT",
     ]
     if first_unseen is not None:
@@ -78,9 +89,13 @@ async def _select(session: ImapSession, tag: str, reader: CommandReader, read_on
     ]
     await session.send("\r\n".join(lines) + "\r\n")
     session.selected = selected
+    session.changes_pending = False
+    session.last_poll = time.monotonic()
     session.state = State.SELECTED
     mode = "READ-ONLY" if read_only else "READ-WRITE"
-    await session.send(f"{tag} OK [{mode}] {'EXAMINE' if read_only else 'SELECT'} completed\r\n")
+    await session.send(
+        f"{tag} OK [{mode}] {'EXAMINE' if read_only else 'SELECT'} completed\r\n"
+    )
 
 
 async def imap_SELECT(session: ImapSession, tag: str, reader: CommandReader) -> None:
@@ -103,7 +118,9 @@ async def imap_CLOSE(session: ImapSession, tag: str, reader: CommandReader) -> N
     if not selected.read_only:
         # RFC 3501 section 6.4.2: CLOSE expunges silently.
         removed = await session.server.mail.expunge(selected.folder, None)
-        await session.server.publish_deleted(account_id_of(session), selected.folder, removed)
+        await session.server.publish_deleted(
+            account_id_of(session), selected.folder, removed
+        )
     _deselect(session)
     await session.send(f"{tag} OK CLOSE completed\r\n")
 
@@ -161,26 +178,36 @@ async def imap_RENAME(session: ImapSession, tag: str, reader: CommandReader) -> 
     account_id = account_id_of(session)
     folder = await find_folder(session, old_name)
     if await mail.get_folder(account_id, new_name) is not None:
-        raise CommandFailed(f"mailbox {new_name!r} already exists", code="ALREADYEXISTS")
+        raise CommandFailed(
+            f"mailbox {new_name!r} already exists", code="ALREADYEXISTS"
+        )
 
     if folder.name == "inbox":
         # RFC 3501 section 6.3.5: renaming INBOX moves its messages to the new
         # name and leaves INBOX empty.
         if not await mail.create_folder(account_id, new_name):
-            raise CommandFailed(f"mailbox {new_name!r} already exists", code="ALREADYEXISTS")
+            raise CommandFailed(
+                f"mailbox {new_name!r} already exists", code="ALREADYEXISTS"
+            )
         target = await find_folder(session, new_name)
         uids = [state.uid for state in await mail.message_states(folder.id)]
         moved = await mail.move(folder, uids, target)
-        await session.server.publish_changes(account_id, [change for *_, change in moved])
+        await session.server.publish_changes(
+            account_id, [change for *_, change in moved]
+        )
     elif _is_standard(folder):
         raise CommandFailed(f"{folder.imap_name} cannot be renamed", code="CANNOT")
     elif not await mail.rename_folder(account_id, folder, new_name):
-        raise CommandFailed(f"mailbox {new_name!r} already exists", code="ALREADYEXISTS")
+        raise CommandFailed(
+            f"mailbox {new_name!r} already exists", code="ALREADYEXISTS"
+        )
     await session.server.publish_folder_changed(account_id, folder.id)
     await session.complete(tag, "RENAME completed")
 
 
-async def _subscribe(session: ImapSession, tag: str, reader: CommandReader, on: bool) -> None:
+async def _subscribe(
+    session: ImapSession, tag: str, reader: CommandReader, on: bool
+) -> None:
     reader.sp()
     name = reader.mailbox()
     reader.end()
@@ -193,7 +220,9 @@ async def imap_SUBSCRIBE(session: ImapSession, tag: str, reader: CommandReader) 
     await _subscribe(session, tag, reader, True)
 
 
-async def imap_UNSUBSCRIBE(session: ImapSession, tag: str, reader: CommandReader) -> None:
+async def imap_UNSUBSCRIBE(
+    session: ImapSession, tag: str, reader: CommandReader
+) -> None:
     await _subscribe(session, tag, reader, False)
 
 
@@ -218,12 +247,16 @@ def _matches(pattern: re.Pattern[str], name: str) -> bool:
     if pattern.match(name):
         return True
     # INBOX is case-insensitive (RFC 3501 section 5.1).
-    return name == "INBOX" and pattern.match("inbox") is not None or (
-        name == "INBOX" and pattern.match("Inbox") is not None
+    return (
+        name == "INBOX"
+        and pattern.match("inbox") is not None
+        or (name == "INBOX" and pattern.match("Inbox") is not None)
     )
 
 
-async def _list(session: ImapSession, tag: str, reader: CommandReader, command: str) -> None:
+async def _list(
+    session: ImapSession, tag: str, reader: CommandReader, command: str
+) -> None:
     reader.sp()
     if command == "LIST" and reader.peek() == 0x28:
         # RFC 5258 selection options; only their absence changes nothing here.
@@ -264,7 +297,7 @@ async def _list(session: ImapSession, tag: str, reader: CommandReader, command: 
         if command == "LIST" and folder.subscribed:
             attributes.append("\\Subscribed")
         lines.append(
-            f"* {command} ({' '.join(attributes)}) \"{DELIMITER}\" ".encode()
+            f'* {command} ({" ".join(attributes)}) "{DELIMITER}" '.encode()
             + astring(name)
             + b"\r\n"
         )
@@ -306,7 +339,9 @@ async def imap_STATUS(session: ImapSession, tag: str, reader: CommandReader) -> 
         "HIGHESTMODSEQ": folder.highestmodseq,
     }
     pairs = " ".join(f"{item} {values[item]}" for item in items)
-    await session.send(b"* STATUS " + astring(folder.imap_name) + f" ({pairs})\r\n".encode())
+    await session.send(
+        b"* STATUS " + astring(folder.imap_name) + f" ({pairs})\r\n".encode()
+    )
     await session.complete(tag, "STATUS completed")
 
 
@@ -340,12 +375,18 @@ async def imap_APPEND(session: ImapSession, tag: str, reader: CommandReader) -> 
     folder = await find_folder(session, name, code="TRYCREATE")
     account_id = account_id_of(session)
     uid = await session.server.mail.append(
-        account_id, folder.id, raw, [f for f in flags if f.lower() != "\\recent"], internal_date
+        account_id,
+        folder.id,
+        raw,
+        [f for f in flags if f.lower() != "\\recent"],
+        internal_date,
     )
     if uid is None:
         raise CommandFailed("mailbox quota exceeded", code="OVERQUOTA")
     await session.server.publish_folder_changed(account_id, folder.id)
-    await session.complete(tag, f"[APPENDUID {folder.uidvalidity} {uid}] APPEND completed")
+    await session.complete(
+        tag, f"[APPENDUID {folder.uidvalidity} {uid}] APPEND completed"
+    )
 
 
 HANDLERS = {

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from onestack.mail.imap import bodystructure
-from onestack.mail.imap.bodystructure import ParsedCache
+from onestack.mail.imap.bodystructure import MessageCache
 from onestack.mail.imap.parser import CommandReader
 from onestack.mail.imap.responses import BadCommand, flag_list, internal_date, literal
 
@@ -30,8 +31,17 @@ _SIMPLE = frozenset(
         "MODSEQ",
     }
 )
-# Items whose answer needs the raw message bytes.
-_NEEDS_RAW = frozenset({"ENVELOPE", "RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY", "BODYSTRUCTURE"})
+# What of the raw bytes an item needs: "none", "header" (the header block),
+# "full", or "structure" (full bytes unless the response is cached).
+_CONTENT = {
+    "ENVELOPE": "envelope",
+    "RFC822": "full",
+    "RFC822.HEADER": "header",
+    "RFC822.TEXT": "full",
+    "BODY": "structure",
+    "BODYSTRUCTURE": "structure",
+}
+_STRUCTURE_KEYS = {"ENVELOPE": "E", "BODY": "B", "BODYSTRUCTURE": "S"}
 
 
 _SECTION_START = frozenset(b"[")
@@ -49,9 +59,20 @@ class FetchItem:
     partial: tuple[int, int] | None = None
     peek: bool = False
 
+    @functools.cached_property
+    def label(self) -> bytes:
+        """The item's name in the response, with its space: ``BODY[TEXT]<0> ``."""
+        label = f"BODY[{self.section}]"
+        if self.partial is not None:
+            label += f"<{self.partial[0]}>"
+        return label.encode() + b" "
+
     @property
-    def needs_raw(self) -> bool:
-        return self.section is not None or self.name in _NEEDS_RAW
+    def content(self) -> str:
+        if self.section is not None:
+            top_header = not self.part and self.text.startswith("HEADER")
+            return "header" if top_header else "full"
+        return _CONTENT.get(self.name, "none")
 
     @property
     def sets_seen(self) -> bool:
@@ -133,22 +154,67 @@ def _parse_section(reader: CommandReader, peek: bool) -> FetchItem:
     return FetchItem("BODY", spec, tuple(part), text, fields, partial, peek)
 
 
-def section_bytes(item: FetchItem, message_id: int, raw: bytes, cache: ParsedCache) -> bytes:
+def content_needed(
+    items: list[FetchItem], message_ids: list[int], cache: MessageCache
+) -> str:
+    """Return how much of the raw bytes a FETCH must load: none, header or full."""
+    levels = {item.content for item in items}
+    if "full" in levels:
+        return "full"
+    for item in items:
+        key = _STRUCTURE_KEYS.get(item.name) if item.section is None else None
+        if key is None or all((i, key) in cache.rendered for i in message_ids):
+            continue
+        levels.add("full" if item.content == "structure" else "header")
+    if "full" in levels:
+        return "full"
+    return "header" if "header" in levels else "none"
+
+
+def _structure(name: str, row: Any, cache: MessageCache) -> bytes:
+    """Return the cached or freshly built ENVELOPE, BODY or BODYSTRUCTURE."""
+    key = (row.id, _STRUCTURE_KEYS[name])
+    answer = cache.rendered.get(key)
+    if answer is None:
+        if name == "ENVELOPE":
+            header = row.header if row.header is not None else row.raw
+            answer = bodystructure.envelope(bodystructure.parse_headers(header))
+        else:
+            message = cache.parsed(row.id, row.raw)
+            answer = bodystructure.structure(message, name == "BODYSTRUCTURE")
+        cache.rendered.put(key, answer)
+    return answer
+
+
+def section_bytes(item: FetchItem, row: Any, cache: MessageCache) -> bytes:
     """Return the octets a BODY[section] item names."""
     if not item.part:
         # The top-level message: cut the stored bytes directly, no parsing.
         if item.text == "":
-            return raw
-        header, body = bodystructure.split_message(raw)
+            return bytes(row.raw)
         if item.text == "TEXT":
-            return body
+            return bodystructure.split_message(row.raw)[1]
+        header = (
+            row.header
+            if row.header is not None
+            else bodystructure.split_message(row.raw)[0]
+        )
         if item.text == "HEADER":
             return header
-        return bodystructure.filter_headers(
-            header, list(item.fields), item.text == "HEADER.FIELDS.NOT"
-        )
+        # Clients ask for the same few fields of every message again and again.
+        key = (row.id, item.section or "")
+        chosen = cache.rendered.get(key)
+        if chosen is None:
+            chosen = bodystructure.filter_headers(
+                cache.fields(row.id, header),
+                list(item.fields),
+                item.text == "HEADER.FIELDS.NOT",
+            )
+            cache.rendered.put(key, chosen)
+        return chosen
 
-    part = bodystructure.find_part(cache.get(message_id, raw), item.part)
+    message_id, raw = row.id, row.raw
+    part = bodystructure.find_part(cache.parsed(message_id, raw), item.part)
     if item.text == "":
         return bodystructure.part_body(part)
     if item.text == "MIME":
@@ -163,7 +229,9 @@ def section_bytes(item: FetchItem, message_id: int, raw: bytes, cache: ParsedCac
     if item.text == "HEADER":
         return header
     return bodystructure.filter_headers(
-        header, list(item.fields), item.text == "HEADER.FIELDS.NOT"
+        bodystructure.header_fields(header),
+        list(item.fields),
+        item.text == "HEADER.FIELDS.NOT",
     )
 
 
@@ -172,20 +240,18 @@ def render(
     row: Any,
     flags: tuple[str, ...],
     items: list[FetchItem],
-    cache: ParsedCache,
+    cache: MessageCache,
 ) -> bytes:
     """Build one untagged FETCH response for a message row."""
     parts: list[bytes] = []
     for item in items:
         name = item.name
         if item.section is not None:
-            data = section_bytes(item, row.id, row.raw, cache)
-            label = f"BODY[{item.section}]"
+            data = section_bytes(item, row, cache)
             if item.partial is not None:
                 start, length = item.partial
                 data = data[start : start + length]
-                label += f"<{start}>"
-            parts.append(label.encode() + b" " + literal(data))
+            parts.append(item.label + literal(data))
         elif name == "UID":
             parts.append(b"UID %d" % row.uid)
         elif name == "FLAGS":
@@ -199,15 +265,16 @@ def render(
         elif name == "RFC822":
             parts.append(b"RFC822 " + literal(row.raw))
         elif name == "RFC822.HEADER":
-            parts.append(b"RFC822.HEADER " + literal(bodystructure.split_message(row.raw)[0]))
+            header = (
+                row.header
+                if row.header is not None
+                else bodystructure.split_message(row.raw)[0]
+            )
+            parts.append(b"RFC822.HEADER " + literal(header))
         elif name == "RFC822.TEXT":
-            parts.append(b"RFC822.TEXT " + literal(bodystructure.split_message(row.raw)[1]))
-        elif name == "ENVELOPE":
-            parts.append(b"ENVELOPE " + bodystructure.envelope(cache.get(row.id, row.raw)))
-        elif name == "BODYSTRUCTURE":
-            message = cache.get(row.id, row.raw)
-            parts.append(b"BODYSTRUCTURE " + bodystructure.structure(message, True))
-        elif name == "BODY":
-            message = cache.get(row.id, row.raw)
-            parts.append(b"BODY " + bodystructure.structure(message, False))
+            parts.append(
+                b"RFC822.TEXT " + literal(bodystructure.split_message(row.raw)[1])
+            )
+        elif name in _STRUCTURE_KEYS:
+            parts.append(name.encode() + b" " + _structure(name, row, cache))
     return b"* %d FETCH (%s)\r\n" % (sequence, b" ".join(parts))

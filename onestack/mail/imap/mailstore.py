@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -51,6 +50,9 @@ _FLAG_COLUMNS = {
     "\\deleted": "deleted",
 }
 MAX_KEYWORDS = 64
+# Bytes read for a header-only fetch or search; longer header blocks are
+# read whole.
+HEADER_PREFIX = 8192
 _header_parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
 
 
@@ -79,12 +81,38 @@ class Folder:
 
 @dataclass(frozen=True)
 class MessageState:
-    """What a selected session tracks of one message: its UID, flags and modseq."""
+    """The UID, flags and modseq of one message, as a selected session tracks them."""
 
     id: int
     uid: int
     modseq: int
     flags: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class StoredRow:
+    """A message as FETCH and SEARCH read it; ``raw`` may be only its start."""
+
+    id: int
+    uid: int
+    modseq: int
+    flags: tuple[str, ...]
+    size: int
+    internal_date: datetime
+    raw: bytes
+    header: bytes | None = None  # the header block, when known without ``raw``
+
+
+def _stored_row(row: Any, content: str) -> StoredRow:
+    return StoredRow(
+        id=row.id,
+        uid=row.uid,
+        modseq=row.modseq,
+        flags=flags_of(row),
+        size=row.size,
+        internal_date=row.internal_date,
+        raw=bytes(row.raw) if content != "none" else b"",
+    )
 
 
 @dataclass(frozen=True)
@@ -186,9 +214,12 @@ class MailStore:
         async with self.store.engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(mailboxes.c.id, mailboxes.c.email, mailboxes.c.password_hash).where(
+                    select(
+                        mailboxes.c.id, mailboxes.c.email, mailboxes.c.password_hash
+                    ).where(
                         func.lower(mailboxes.c.email) == address.lower(),
                         mailboxes.c.enabled.is_(True),
+                        mailboxes.c.deleted_at.is_(None),
                     )
                 )
             ).first()
@@ -196,13 +227,29 @@ class MailStore:
             return None
         return Account(row.id, row.email), row.password_hash
 
+    async def account_active(self, account_id: int) -> bool:
+        """Tell whether an account still exists, enabled and not deleted."""
+        async with self.store.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(mailboxes.c.id).where(
+                        mailboxes.c.id == account_id,
+                        mailboxes.c.enabled.is_(True),
+                        mailboxes.c.deleted_at.is_(None),
+                    )
+                )
+            ).first()
+        return row is not None
+
     async def ensure_default_folders(self, account_id: int) -> None:
         """Create any of the six standard folders the account lacks."""
         async with self.store.engine.begin() as conn:
             existing = set(
                 (
                     await conn.execute(
-                        select(mail_folders.c.name).where(mail_folders.c.mailbox_id == account_id)
+                        select(mail_folders.c.name).where(
+                            mail_folders.c.mailbox_id == account_id
+                        )
                     )
                 ).scalars()
             )
@@ -251,7 +298,9 @@ class MailStore:
     async def folder_by_id(self, folder_id: int) -> Folder | None:
         async with self.store.engine.connect() as conn:
             row = (
-                await conn.execute(select(mail_folders).where(mail_folders.c.id == folder_id))
+                await conn.execute(
+                    select(mail_folders).where(mail_folders.c.id == folder_id)
+                )
             ).first()
         return None if row is None else _folder(row)
 
@@ -260,9 +309,23 @@ class MailStore:
         async with self.store.engine.connect() as conn:
             return (
                 await conn.execute(
-                    select(mail_folders.c.highestmodseq).where(mail_folders.c.id == folder_id)
+                    select(mail_folders.c.highestmodseq).where(
+                        mail_folders.c.id == folder_id
+                    )
                 )
             ).scalar()
+
+    async def highestmodseqs(self, folder_ids: Iterable[int]) -> dict[int, int]:
+        """Return the change counters of several folders (deleted ones are absent)."""
+        async with self.store.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(mail_folders.c.id, mail_folders.c.highestmodseq).where(
+                        mail_folders.c.id.in_(list(folder_ids))
+                    )
+                )
+            ).all()
+        return {row.id: int(row.highestmodseq) for row in rows}
 
     async def create_folder(self, account_id: int, name: str) -> bool:
         """Create a folder; False when the name is taken."""
@@ -293,11 +356,17 @@ class MailStore:
                     )
                 ).scalars()
             )
-            await conn.execute(delete(messages).where(messages.c.folder_id == folder.id))
-            await conn.execute(delete(mail_folders).where(mail_folders.c.id == folder.id))
+            await conn.execute(
+                delete(messages).where(messages.c.folder_id == folder.id)
+            )
+            await conn.execute(
+                delete(mail_folders).where(mail_folders.c.id == folder.id)
+            )
         return ids
 
-    async def rename_folder(self, account_id: int, folder: Folder, new_name: str) -> bool:
+    async def rename_folder(
+        self, account_id: int, folder: Folder, new_name: str
+    ) -> bool:
         """Rename a folder and its inferiors, with new UIDVALIDITY values."""
         old, new = folder.name, stored_name(new_name)
         try:
@@ -338,7 +407,9 @@ class MailStore:
                 await conn.execute(
                     select(
                         func.count(),
-                        func.coalesce(func.sum(case((messages.c.seen.is_(False), 1), else_=0)), 0),
+                        func.coalesce(
+                            func.sum(case((messages.c.seen.is_(False), 1), else_=0)), 0
+                        ),
                         func.coalesce(func.sum(messages.c.size), 0),
                     ).where(messages.c.folder_id == folder_id)
                 )
@@ -370,34 +441,57 @@ class MailStore:
         return [_state(row) for row in rows]
 
     async def fetch_rows(
-        self, folder_id: int, uids: Sequence[int], with_raw: bool
-    ) -> dict[int, Row[Any]]:
-        """Load messages by UID: metadata, and the raw bytes when asked."""
-        columns = [
-            *_STATE_COLUMNS,
-            messages.c.size,
-            messages.c.internal_date,
-        ]
-        if with_raw:
+        self, folder_id: int, uids: Sequence[int], content: str
+    ) -> dict[int, StoredRow]:
+        """Load messages by UID (sorted): metadata, plus ``content`` of the raw bytes.
+
+        ``content`` is ``"none"``, ``"header"`` (enough bytes for the header
+        block, which most header fetches and searches need) or ``"full"``.
+        """
+        columns = [*_STATE_COLUMNS, messages.c.size, messages.c.internal_date]
+        if content == "full":
             columns.append(messages.c.raw)
-        result: dict[int, Row[Any]] = {}
+        elif content == "header":
+            columns.append(func.substr(messages.c.raw, 1, HEADER_PREFIX).label("raw"))
+        result: dict[int, StoredRow] = {}
+        wanted = set(uids)
         async with self.store.engine.connect() as conn:
-            # Chunks keep the IN list under SQLite's host-parameter limit.
-            for start in range(0, len(uids), 500):
-                chunk = list(uids[start : start + 500])
+            # Chunks of UID ranges keep each query short and its IN list small.
+            for start in range(0, len(uids), 1000):
+                chunk = list(uids[start : start + 1000])
                 query = select(*columns).where(messages.c.folder_id == folder_id)
                 if len(chunk) == 1:
                     query = query.where(messages.c.uid == chunk[0])
                 else:
                     query = query.where(messages.c.uid.between(chunk[0], chunk[-1]))
                 for row in (await conn.execute(query)).all():
-                    result[row.uid] = row
+                    if row.uid in wanted:
+                        result[row.uid] = _stored_row(row, content)
+            if content == "header":
+                # A header block longer than the prefix is read whole.
+                truncated = [
+                    row.id
+                    for row in result.values()
+                    if len(row.raw) >= HEADER_PREFIX and b"\r\n\r\n" not in row.raw
+                ]
+                if truncated:
+                    full = await conn.execute(
+                        select(messages.c.uid, messages.c.raw).where(
+                            messages.c.id.in_(truncated)
+                        )
+                    )
+                    for uid, raw in full.all():
+                        result[uid].raw = raw
         return result
 
-    async def mailbox_usage(self, conn: AsyncConnection, account_id: int) -> tuple[int, int]:
+    async def mailbox_usage(
+        self, conn: AsyncConnection, account_id: int
+    ) -> tuple[int, int]:
         """Return (quota, bytes used) of an account."""
         quota = (
-            await conn.execute(select(mailboxes.c.quota).where(mailboxes.c.id == account_id))
+            await conn.execute(
+                select(mailboxes.c.quota).where(mailboxes.c.id == account_id)
+            )
         ).scalar_one()
         used = (
             await conn.execute(
@@ -436,7 +530,10 @@ class MailStore:
                     size=len(raw),
                     keywords=keywords,
                     raw=raw,
-                    **{column: columns.get(column, False) for column in _FLAG_COLUMNS.values()},
+                    **{
+                        column: columns.get(column, False)
+                        for column in _FLAG_COLUMNS.values()
+                    },
                     **fields,
                 )
             )
@@ -484,17 +581,22 @@ class MailStore:
                     )
                 changed = (
                     await conn.execute(
-                        select(messages.c.id, messages.c.seen, messages.c.flagged).where(
+                        select(
+                            messages.c.id, messages.c.seen, messages.c.flagged
+                        ).where(
                             messages.c.id.in_([message_id for message_id, _ in updates])
                         )
                     )
                 ).all()
                 changes = [
-                    MessageChange(row.id, folder.name, row.seen, row.flagged) for row in changed
+                    MessageChange(row.id, folder.name, row.seen, row.flagged)
+                    for row in changed
                 ]
         return changes, modified
 
-    async def expunge(self, folder: Folder, uids: Sequence[int] | None) -> list[tuple[int, int]]:
+    async def expunge(
+        self, folder: Folder, uids: Sequence[int] | None
+    ) -> list[tuple[int, int]]:
         """Remove messages marked \\Deleted (only those in ``uids`` when given).
 
         Returns (message id, UID) of each removed message.
@@ -508,7 +610,9 @@ class MailStore:
             removed = [(row.id, row.uid) for row in (await conn.execute(query)).all()]
             if removed:
                 await conn.execute(
-                    delete(messages).where(messages.c.id.in_([mid for mid, _ in removed]))
+                    delete(messages).where(
+                        messages.c.id.in_([mid for mid, _ in removed])
+                    )
                 )
                 await _bump_modseq(conn, folder.id)
         return removed
@@ -546,7 +650,12 @@ class MailStore:
         async with self.store.engine.begin() as conn:
             rows = (
                 await conn.execute(
-                    select(messages.c.id, messages.c.uid, messages.c.seen, messages.c.flagged)
+                    select(
+                        messages.c.id,
+                        messages.c.uid,
+                        messages.c.seen,
+                        messages.c.flagged,
+                    )
                     .where(messages.c.folder_id == source.id, messages.c.uid.in_(uids))
                     .order_by(messages.c.uid)
                 )
@@ -625,7 +734,9 @@ def _flag_update(
     if mode == "set":
         new_keywords = keywords
     elif mode == "add":
-        new_keywords = current_keywords + [k for k in keywords if k not in current_keywords]
+        new_keywords = current_keywords + [
+            k for k in keywords if k not in current_keywords
+        ]
     else:
         new_keywords = [k for k in current_keywords if k not in keywords]
     new_keywords = new_keywords[:MAX_KEYWORDS]

@@ -8,14 +8,21 @@ or SEARCH (by sequence number) runs, so those complete without them.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from onestack.mail.imap import fetch
-from onestack.mail.imap.mailstore import MessageState, flags_of
+from onestack.mail.imap.bodystructure import MessageCache
+from onestack.mail.imap.mailstore import MessageState, StoredRow
 from onestack.mail.imap.parser import CommandReader
 from onestack.mail.imap.responses import BadCommand, CommandFailed
 from onestack.mail.imap.search import Candidate, parse_search
-from onestack.mail.imap.selected import account_id_of, find_folder, selected_of
+from onestack.mail.imap.selected import (
+    SelectedMailbox,
+    account_id_of,
+    find_folder,
+    selected_of,
+)
 from onestack.mail.imap.state import SELECTED
 
 if TYPE_CHECKING:
@@ -65,7 +72,7 @@ def _modifier(reader: CommandReader, name: str) -> int | None:
 
 async def imap_CHECK(session: ImapSession, tag: str, reader: CommandReader) -> None:
     reader.end()
-    await session.complete(tag, "CHECK completed")
+    await session.complete(tag, "CHECK completed", force=True)
 
 
 async def _expunge(session: ImapSession, tag: str, uids: list[int] | None) -> None:
@@ -73,8 +80,10 @@ async def _expunge(session: ImapSession, tag: str, uids: list[int] | None) -> No
     if selected.read_only:
         raise CommandFailed("mailbox is read-only", code="READ-ONLY")
     removed = await session.server.mail.expunge(selected.folder, uids)
-    await session.server.publish_deleted(account_id_of(session), selected.folder, removed)
-    await session.complete(tag, "EXPUNGE completed")
+    await session.server.publish_deleted(
+        account_id_of(session), selected.folder, removed
+    )
+    await session.complete(tag, "EXPUNGE completed", force=True)
 
 
 async def imap_EXPUNGE(session: ImapSession, tag: str, reader: CommandReader) -> None:
@@ -85,7 +94,9 @@ async def imap_EXPUNGE(session: ImapSession, tag: str, reader: CommandReader) ->
 # --- SEARCH --------------------------------------------------------------------
 
 
-async def _search(session: ImapSession, tag: str, reader: CommandReader, by_uid: bool) -> None:
+async def _search(
+    session: ImapSession, tag: str, reader: CommandReader, by_uid: bool
+) -> None:
     reader.sp()
     program = parse_search(reader)
     if program.uses_modseq:
@@ -94,24 +105,35 @@ async def _search(session: ImapSession, tag: str, reader: CommandReader, by_uid:
     await session.send_updates(allow_expunge=by_uid)
 
     uids = list(selected.uids)
-    rows = await session.server.mail.fetch_rows(selected.folder.id, uids, program.needs_raw)
+    cache = session.server.cache
+    content = program.content
+    if content == "header" and all(
+        s.id in cache.headers for s in selected.states.values()
+    ):
+        content = "none"
+    rows: Mapping[int, Any]
+    if content == "none" and not program.needs_metadata:
+        rows = selected.states  # UID, flags and modseq are all it reads
+    else:
+        rows = await session.server.mail.fetch_rows(selected.folder.id, uids, content)
     largest_uid = uids[-1] if uids else 0
     found: list[tuple[int, int]] = []
+    # One candidate, refilled per message: predicates keep no reference to it.
+    candidate = Candidate(0, None, (), False, cache, len(uids), largest_uid)
+    states = selected.states
+    recent = selected.recent
+    predicate = program.predicate
     for sequence, uid in enumerate(uids, start=1):
         row = rows.get(uid)
         if row is None:
             continue
-        state = selected.states.get(uid)
-        candidate = Candidate(
-            sequence=sequence,
-            row=row,
-            flags=state.flags if state else (),
-            recent=uid in selected.recent,
-            cache=session.cache,
-            largest_sequence=len(uids),
-            largest_uid=largest_uid,
-        )
-        if program.predicate(candidate):
+        state = states.get(uid)
+        candidate.sequence = sequence
+        candidate.row = row
+        candidate.flags = state.flags if state else ()
+        candidate.recent = uid in recent
+        candidate.forget_headers()
+        if predicate(candidate):
             found.append((uid if by_uid else sequence, row.modseq))
     line = "* SEARCH" + "".join(f" {number}" for number, _ in found)
     if program.uses_modseq and found:
@@ -128,7 +150,9 @@ async def imap_SEARCH(session: ImapSession, tag: str, reader: CommandReader) -> 
 # --- FETCH -----------------------------------------------------------------------
 
 
-async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: bool) -> None:
+async def _fetch(
+    session: ImapSession, tag: str, reader: CommandReader, by_uid: bool
+) -> None:
     reader.sp()
     numbers = reader.sequence_set()
     reader.sp()
@@ -150,12 +174,23 @@ async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
     if not selected.read_only and any(item.sets_seen for item in items):
         unseen = [uid for uid in uids if "\\Seen" not in selected.states[uid].flags]
         if unseen:
-            changes, _ = await mail.store_flags(selected.folder, unseen, "add", ["\\Seen"], None)
+            changes, _ = await mail.store_flags(
+                selected.folder, unseen, "add", ["\\Seen"], None
+            )
             await session.server.publish_changes(account_id_of(session), changes)
             if "FLAGS" not in names:
                 items.append(fetch.FetchItem("FLAGS"))
-    rows = await mail.fetch_rows(selected.folder.id, uids, any(i.needs_raw for i in items))
+    cache = session.server.cache
+    message_ids = [selected.states[uid].id for uid in uids]
+    content = fetch.content_needed(items, message_ids, cache)
+    rows = _rows_from_cache(selected, uids, content, cache)
+    if rows is None:
+        rows = await mail.fetch_rows(selected.folder.id, uids, content)
+        if content != "none":
+            for row in rows.values():
+                cache.remember(row.id, row.size, row.internal_date, row.raw)
 
+    reports_flags = any(item.name == "FLAGS" for item in items)
     chunk: list[bytes] = []
     size = 0
     for uid in uids:
@@ -164,11 +199,14 @@ async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
             continue  # expunged by another session; its EXPUNGE comes later
         if changed_since is not None and row.modseq <= changed_since:
             continue
-        flags = flags_of(row)
-        selected.update_states([MessageState(row.id, uid, row.modseq, flags)])
+        flags = row.flags
+        known = selected.states.get(uid)
+        if reports_flags and known is not None and known.modseq != row.modseq:
+            # The client sees the new flags here, so the poll need not repeat them.
+            selected.update_states([MessageState(row.id, uid, row.modseq, flags)])
         if uid in selected.recent:
             flags += ("\\Recent",)
-        response = fetch.render(selected.sequence_of(uid), row, flags, items, session.cache)
+        response = fetch.render(selected.sequence_of(uid), row, flags, items, cache)
         chunk.append(response)
         size += len(response)
         if size >= WRITE_CHUNK:
@@ -179,6 +217,35 @@ async def _fetch(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
     await session.complete(tag, "FETCH completed", allow_expunge=by_uid)
 
 
+def _rows_from_cache(
+    selected: SelectedMailbox, uids: list[int], content: str, cache: MessageCache
+) -> dict[int, StoredRow] | None:
+    """Build FETCH rows from the session's states and the summary cache.
+
+    Returns None when a message is missing from the cache or the items need
+    more than the header block, so the rows must come from the database.
+    """
+    if content == "full":
+        return None
+    rows: dict[int, StoredRow] = {}
+    for uid in uids:
+        state = selected.states[uid]
+        summary = cache.summaries.get(state.id)
+        if summary is None:
+            return None
+        rows[uid] = StoredRow(
+            state.id,
+            uid,
+            state.modseq,
+            state.flags,
+            summary.size,
+            summary.internal_date,
+            b"",
+            summary.header,
+        )
+    return rows
+
+
 async def imap_FETCH(session: ImapSession, tag: str, reader: CommandReader) -> None:
     await _fetch(session, tag, reader, by_uid=False)
 
@@ -186,7 +253,9 @@ async def imap_FETCH(session: ImapSession, tag: str, reader: CommandReader) -> N
 # --- STORE --------------------------------------------------------------------------
 
 
-async def _store(session: ImapSession, tag: str, reader: CommandReader, by_uid: bool) -> None:
+async def _store(
+    session: ImapSession, tag: str, reader: CommandReader, by_uid: bool
+) -> None:
     reader.sp()
     numbers = reader.sequence_set()
     unchanged_since = _modifier(reader, "UNCHANGEDSINCE")
@@ -219,11 +288,15 @@ async def _store(session: ImapSession, tag: str, reader: CommandReader, by_uid: 
     await session.server.publish_changes(account_id_of(session), changes)
     # The FETCH responses for the changed messages come from the poll; with
     # .SILENT this session's own changes are left out.
-    await session.send_updates(allow_expunge=by_uid, quiet=set(uids) if silent else None)
+    await session.send_updates(
+        allow_expunge=by_uid, quiet=set(uids) if silent else None, force=True
+    )
     if modified:
         text = f"[MODIFIED {_uid_set_text(sorted(modified))}] conditional STORE failed"
         if not by_uid:
-            numbers_text = _uid_set_text(sorted(selected.sequence_of(u) for u in modified))
+            numbers_text = _uid_set_text(
+                sorted(selected.sequence_of(u) for u in modified)
+            )
             text = f"[MODIFIED {numbers_text}] conditional STORE failed"
         await session.send(f"{tag} OK {text}\r\n")
         return
@@ -279,7 +352,7 @@ async def _copy(
         # RFC 6851 section 4.3: COPYUID goes in an untagged OK before the
         # EXPUNGE responses.
         await session.send(f"* OK {code}moved\r\n")
-        await session.complete(tag, "MOVE completed")
+        await session.complete(tag, "MOVE completed", force=True)
     else:
         await session.complete(tag, f"{code}COPY completed", allow_expunge=by_uid)
 

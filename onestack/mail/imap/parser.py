@@ -115,11 +115,15 @@ class CommandReader:
 
     # --- atoms and strings ----------------------------------------------
 
-    def atom(self, extra: frozenset[int] = frozenset(), stop: frozenset[int] = frozenset()) -> str:
+    def atom(
+        self, extra: frozenset[int] = frozenset(), stop: frozenset[int] = frozenset()
+    ) -> str:
         """Read an atom; ``extra`` are specials allowed in it, ``stop`` ends it."""
         return self._atom_bytes(extra, stop, eight_bit=False).decode("ascii")
 
-    def _atom_bytes(self, extra: frozenset[int], stop: frozenset[int], eight_bit: bool) -> bytes:
+    def _atom_bytes(
+        self, extra: frozenset[int], stop: frozenset[int], eight_bit: bool
+    ) -> bytes:
         start = self.position
         buffer = self.buffer
         while self.position < len(buffer):
@@ -147,7 +151,10 @@ class CommandReader:
 
     def number(self) -> int:
         start = self.position
-        while self.position < len(self.buffer) and 0x30 <= self.buffer[self.position] <= 0x39:
+        while (
+            self.position < len(self.buffer)
+            and 0x30 <= self.buffer[self.position] <= 0x39
+        ):
             self.position += 1
         if self.position == start or self.position - start > 20:
             raise BadCommand("expected a number")
@@ -185,7 +192,9 @@ class CommandReader:
             raise BadCommand("invalid literal")
         size = int(match.group(1))
         start = match.end() + 2
-        if self.buffer[match.end() : start] != b"\r\n" or start + size > len(self.buffer):
+        if self.buffer[match.end() : start] != b"\r\n" or start + size > len(
+            self.buffer
+        ):
             raise BadCommand("literal is shorter than announced")
         self.position = start + size
         return self.buffer[start : self.position]
@@ -272,7 +281,11 @@ class CommandReader:
 
     def date(self) -> datetime:
         """A date of RFC 3501 (``1-Feb-1994``, optionally quoted), at 00:00 UTC."""
-        text = self.quoted().decode("ascii", "replace") if self.peek() == 0x22 else self.atom()
+        text = (
+            self.quoted().decode("ascii", "replace")
+            if self.peek() == 0x22
+            else self.atom()
+        )
         match = _DATE.match(text)
         month = _MONTH_NUMBERS.get(match.group(2).lower()) if match else None
         if match is None or month is None:
@@ -289,7 +302,9 @@ class CommandReader:
         month = _MONTH_NUMBERS.get(match.group(2).lower()) if match else None
         if match is None or month is None:
             raise BadCommand(f"invalid date-time {text!r}")
-        day, _, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
+        day, _, year, hour, minute, second, sign, zone_hours, zone_minutes = (
+            match.groups()
+        )
         offset = timedelta(hours=int(zone_hours), minutes=int(zone_minutes))
         try:
             return datetime(

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
 from datetime import UTC, datetime
 
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MONTHS = (
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+)
 
 
 class ImapError(Exception):
@@ -36,7 +49,12 @@ class CommandFailed(ImapError):
 def quote(value: str | bytes) -> bytes:
     """Encode a string as a quoted string, or as a literal when it must be one."""
     data = value.encode("utf-8") if isinstance(value, str) else value
-    if b"\r" in data or b"\n" in data or b"\x00" in data or any(c >= 0x80 for c in data):
+    if (
+        b"\r" in data
+        or b"\n" in data
+        or b"\x00" in data
+        or any(c >= 0x80 for c in data)
+    ):
         return literal(data)
     return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
@@ -59,7 +77,9 @@ def astring(value: str) -> bytes:
     return quote(value)
 
 
-def flag_list(flags: Iterable[str]) -> bytes:
+@functools.lru_cache(maxsize=1024)
+def flag_list(flags: tuple[str, ...]) -> bytes:
+    """Format a flag list, memoised because few distinct lists occur."""
     return ("(" + " ".join(flags) + ")").encode()
 
 

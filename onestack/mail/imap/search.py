@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from onestack.mail.imap import bodystructure
-from onestack.mail.imap.bodystructure import ParsedCache
+from onestack.mail.imap.bodystructure import MessageCache
 from onestack.mail.imap.parser import CommandReader, SequenceSet
 from onestack.mail.imap.responses import BadCommand, CommandFailed
 
 SUPPORTED_CHARSETS = ("US-ASCII", "UTF-8")
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """One message under test, with lazily computed text."""
 
@@ -30,12 +30,17 @@ class Candidate:
     row: Any
     flags: tuple[str, ...]
     recent: bool
-    cache: ParsedCache
+    cache: MessageCache
     largest_sequence: int
     largest_uid: int
     _headers: dict[bytes, str] | None = field(default=None, repr=False)
 
+    def forget_headers(self) -> None:
+        self._headers = None
+
     def header_values(self, name: str) -> str:
+        if self._headers is None:
+            self._headers = self.cache.headers.get(self.row.id)
         if self._headers is None:
             block = bodystructure.split_message(self.row.raw)[0]
             headers: dict[bytes, str] = {}
@@ -43,6 +48,7 @@ class Candidate:
                 value = text.split(b":", 1)[1] if b":" in text else b""
                 decoded = _decode_header(value.decode("utf-8", "replace"))
                 headers[field_name] = headers.get(field_name, "") + " " + decoded
+            self.cache.headers.put(self.row.id, headers)
             self._headers = headers
         return self._headers.get(name.lower().encode(), "")
 
@@ -50,8 +56,22 @@ class Candidate:
         self.header_values(name)
         return name.lower().encode() in (self._headers or {})
 
-    def body_text(self) -> str:
-        return _body_text(self.row.id, self.row.raw, self.cache)
+    def body_contains(self, needle: str) -> bool:
+        """Tell whether the decoded text of the body contains ``needle`` (casefolded)."""
+        header, body = bodystructure.split_message(self.row.raw)
+        lowered = header.lower()
+        if (
+            needle.isascii()
+            and b"content-transfer-encoding" not in lowered
+            and b"multipart" not in lowered
+        ):
+            # A plain 7bit or 8bit body: search its bytes without decoding them.
+            return needle.encode("ascii") in body.lower()
+        text = self.cache.body_text(self.row.id)
+        if text is None:
+            text = _body_text(self.row.id, self.row.raw, self.cache).casefold()
+            self.cache.put_body_text(self.row.id, text)
+        return needle in text
 
     def sent_date(self) -> datetime | None:
         value = self.header_values("Date").strip()
@@ -70,8 +90,11 @@ Predicate = Callable[[Candidate], bool]
 
 @dataclass
 class SearchProgram:
+    """A parsed search: its predicate and what of each message it reads."""
+
     predicate: Predicate
-    needs_raw: bool
+    content: str  # "none", "header" or "full", as MailStore.fetch_rows takes
+    needs_metadata: bool  # size or internal date, beyond UID, flags and modseq
     uses_modseq: bool
 
 
@@ -85,14 +108,15 @@ def _decode_header(value: str) -> str:
         return value
 
 
-def _body_text(message_id: int, raw: bytes, cache: ParsedCache) -> str:
+def _body_text(message_id: int, raw: bytes, cache: MessageCache) -> str:
     header, body = bodystructure.split_message(raw)
     lowered = header.lower()
     if b"content-transfer-encoding" not in lowered and b"multipart" not in lowered:
         return body.decode("utf-8", "replace")
     texts: list[str] = []
-    for part in cache.get(message_id, raw).walk():
-        if part.is_multipart():
+    for part in cache.parsed(message_id, raw).walk():
+        # Only text is searched: decoding attachments would match at random.
+        if part.is_multipart() or part.get_content_maintype() != "text":
             continue
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
@@ -121,7 +145,8 @@ class _Parser:
     def __init__(self, reader: CommandReader, charset: str) -> None:
         self.reader = reader
         self.charset = charset
-        self.needs_raw = False
+        self.content = "none"
+        self.needs_metadata = False
         self.uses_modseq = False
 
     def text(self) -> str:
@@ -155,6 +180,10 @@ class _Parser:
 
     def _argument(self) -> None:
         self.reader.sp()
+
+    def _needs(self, content: str) -> None:
+        if self.content != "full":
+            self.content = content
 
     # Flag keys.
     def key_ALL(self) -> Predicate:
@@ -224,11 +253,13 @@ class _Parser:
 
     # Numbers and sets.
     def key_LARGER(self) -> Predicate:
+        self.needs_metadata = True
         self._argument()
         size = self.reader.number()
         return lambda c: c.row.size > size
 
     def key_SMALLER(self) -> Predicate:
+        self.needs_metadata = True
         self._argument()
         size = self.reader.number()
         return lambda c: c.row.size < size
@@ -252,6 +283,7 @@ class _Parser:
 
     # Dates.
     def _date(self) -> datetime:
+        self.needs_metadata = True
         self._argument()
         return self.reader.date()
 
@@ -268,7 +300,7 @@ class _Parser:
         return lambda c: _internal_day(c) >= day
 
     def _sent(self, test: Callable[[datetime], bool]) -> Predicate:
-        self.needs_raw = True
+        self._needs("header")
 
         def predicate(c: Candidate) -> bool:
             sent = c.sent_date()
@@ -292,7 +324,7 @@ class _Parser:
     def _header_key(self, name: str) -> Predicate:
         self._argument()
         needle = self.text()
-        self.needs_raw = True
+        self._needs("header")
         return lambda c: needle in c.header_values(name).casefold()
 
     def key_FROM(self) -> Predicate:
@@ -315,7 +347,7 @@ class _Parser:
         name = self.reader.astring()
         self._argument()
         needle = self.text()
-        self.needs_raw = True
+        self._needs("header")
         if not needle:
             return lambda c: c.has_header(name)
         return lambda c: needle in c.header_values(name).casefold()
@@ -323,19 +355,19 @@ class _Parser:
     def key_BODY(self) -> Predicate:
         self._argument()
         needle = self.text()
-        self.needs_raw = True
-        return lambda c: needle in c.body_text().casefold()
+        self._needs("full")
+        return lambda c: c.body_contains(needle)
 
     def key_TEXT(self) -> Predicate:
         self._argument()
         needle = self.text()
-        self.needs_raw = True
+        self._needs("full")
 
         def predicate(c: Candidate) -> bool:
             header = bodystructure.split_message(c.row.raw)[0]
             if needle in header.decode("utf-8", "replace").casefold():
                 return True
-            return needle in c.body_text().casefold()
+            return c.body_contains(needle)
 
         return predicate
 
@@ -362,5 +394,6 @@ def parse_search(reader: CommandReader) -> SearchProgram:
     parser = _Parser(reader, charset)
     predicate = parser.program()
     reader.end()
-    return SearchProgram(predicate, parser.needs_raw, parser.uses_modseq)
-
+    return SearchProgram(
+        predicate, parser.content, parser.needs_metadata, parser.uses_modseq
+    )

@@ -1,9 +1,9 @@
 """The selected mailbox of a session: sequence numbers and pending updates.
 
 A session remembers each message's UID, flags and modseq. Because every change
-to a folder raises its ``highestmodseq``, a session that finds the number
-unchanged knows that nothing happened; otherwise it compares its view with the
-stored state and sends EXISTS, EXPUNGE and FETCH responses (RFC 3501 section
+to a folder raises its ``highestmodseq``, an unchanged number means that
+nothing happened. Otherwise the session compares its view with the stored
+state and sends EXISTS, EXPUNGE and FETCH responses (RFC 3501 section
 7.4.1 and 7.3.1).
 """
 
@@ -27,7 +27,7 @@ class FolderGone(Exception):
 
 @dataclass
 class SelectedMailbox:
-    """A selected mailbox: its messages in sequence order as this session sees them."""
+    """A selected mailbox: its messages in sequence order, as this session last reported them."""
 
     folder: Folder
     read_only: bool
@@ -35,9 +35,13 @@ class SelectedMailbox:
     states: dict[int, MessageState] = field(default_factory=dict)
     recent: set[int] = field(default_factory=set)
     highestmodseq: int = 0
+    # True while EXPUNGE responses wait for a command that may carry them.
+    expunges_held: bool = False
 
     @classmethod
-    async def open(cls, mail: MailStore, folder: Folder, read_only: bool) -> SelectedMailbox:
+    async def open(
+        cls, mail: MailStore, folder: Folder, read_only: bool
+    ) -> SelectedMailbox:
         states = await mail.message_states(folder.id)
         return cls(
             folder=folder,
@@ -83,8 +87,11 @@ class SelectedMailbox:
         if highestmodseq is None:
             raise FolderGone
         if highestmodseq == self.highestmodseq:
+            self.expunges_held = False
             return []
-        stored = {state.uid: state for state in await mail.message_states(self.folder.id)}
+        stored = {
+            state.uid: state for state in await mail.message_states(self.folder.id)
+        }
         lines: list[bytes] = []
 
         gone = [uid for uid in self.uids if uid not in stored]
@@ -122,7 +129,8 @@ class SelectedMailbox:
             lines.append(b"* %d EXISTS\r\n" % len(self.uids))
             lines.append(b"* %d RECENT\r\n" % len(self.recent))
 
-        if not gone or allow_expunge:
+        self.expunges_held = bool(gone) and not allow_expunge
+        if not self.expunges_held:
             self.highestmodseq = highestmodseq
         return lines
 
@@ -140,7 +148,9 @@ def selected_of(session: ImapSession) -> SelectedMailbox:
     return session.selected
 
 
-async def find_folder(session: ImapSession, name: str, code: str = "NONEXISTENT") -> Folder:
+async def find_folder(
+    session: ImapSession, name: str, code: str = "NONEXISTENT"
+) -> Folder:
     """Return the session user's folder named ``name``; NO when it does not exist."""
     folder = await session.server.mail.get_folder(account_id_of(session), name)
     if folder is None:

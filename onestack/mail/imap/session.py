@@ -3,8 +3,8 @@
 Each connection is an ``ImapSession`` with its state (not authenticated,
 authenticated, selected, logout) and a dispatch table from command names to
 handlers. Handlers raise ``ImapError`` subclasses, which ``_run_command``
-turns into tagged NO or BAD in one place; any other exception is logged with
-its traceback and answered with a plain NO.
+turns into tagged NO or BAD in one place. Any other exception is logged with
+its traceback, and the client gets a plain NO.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import ipaddress
 import itertools
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from onestack import passwords
 from onestack.mail.imap import commands
-from onestack.mail.imap.bodystructure import ParsedCache
 from onestack.mail.imap.mailstore import Account
 from onestack.mail.imap.parser import LITERAL_ANNOUNCEMENT, CommandReader
 from onestack.mail.imap.responses import BadCommand, CommandFailed, ImapError
@@ -40,6 +40,9 @@ PREAUTH_TIMEOUT_SECONDS = 60
 # A command may carry many literals (APPEND of several parts, long lists);
 # this bounds the work one command can ask for.
 MAX_LITERALS_PER_COMMAND = 1000
+# Maximum age in seconds of the last read of the selected mailbox's change
+# counter that a command may rely on when no event announced a change.
+RECHECK_SECONDS = 1.0
 _connection_ids = itertools.count(1)
 _DUMMY_HASH: str | None = None
 
@@ -75,8 +78,9 @@ class ImapSession:
         self.selected: SelectedMailbox | None = None
         self.tls = writer.get_extra_info("sslcontext") is not None
         self.condstore = False
-        self.cache = ParsedCache()
         self.wakeup = asyncio.Event()
+        self.changes_pending = False
+        self.last_poll = 0.0
         self.dispatch: dict[str, tuple[Handler, frozenset[State]]] = {
             "CAPABILITY": (ImapSession.imap_CAPABILITY, ANY),
             "NOOP": (ImapSession.imap_NOOP, ANY),
@@ -109,13 +113,28 @@ class ImapSession:
         return self.tls or self.is_loopback
 
     def capabilities(self) -> str:
-        names = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE"]
+        names = [
+            "IMAP4rev1",
+            "LITERAL+",
+            "SASL-IR",
+            "ID",
+            "ENABLE",
+            "IDLE",
+            "NAMESPACE",
+        ]
         if self.state == State.NOT_AUTHENTICATED:
             if self.server.ssl_context is not None and not self.tls:
                 names.append("STARTTLS")
             names.append("AUTH=PLAIN" if self.login_allowed else "LOGINDISABLED")
         else:
-            names += ["UIDPLUS", "MOVE", "SPECIAL-USE", "UNSELECT", "CONDSTORE", "CHILDREN"]
+            names += [
+                "UIDPLUS",
+                "MOVE",
+                "SPECIAL-USE",
+                "UNSELECT",
+                "CONDSTORE",
+                "CHILDREN",
+            ]
         return " ".join(names)
 
     # --- connection loop ---------------------------------------------------
@@ -124,7 +143,9 @@ class ImapSession:
         """Serve the connection until LOGOUT, a timeout, an error or server stop."""
         self.log(logging.DEBUG, "connected")
         try:
-            await self.send(f"* OK [CAPABILITY {self.capabilities()}] OneStack IMAP ready\r\n")
+            await self.send(
+                f"* OK [CAPABILITY {self.capabilities()}] OneStack IMAP ready\r\n"
+            )
             while self.state != State.LOGOUT:
                 command = await self._read_command()
                 if command is None:
@@ -168,7 +189,11 @@ class ImapSession:
         except asyncio.IncompleteReadError:
             return None
         except asyncio.LimitOverrunError as exc:
-            self.log(logging.WARNING, "command line longer than %d bytes", self.server.max_line)
+            self.log(
+                logging.WARNING,
+                "command line longer than %d bytes",
+                self.server.max_line,
+            )
             raise Disconnect(b"* BYE command line too long\r\n") from exc
         return line.rstrip(b"\r\n")
 
@@ -200,7 +225,9 @@ class ImapSession:
             if not non_sync:
                 await self.send(b"+ Ready for literal data\r\n")
             try:
-                data = await asyncio.wait_for(self.reader.readexactly(size), self._timeout())
+                data = await asyncio.wait_for(
+                    self.reader.readexactly(size), self._timeout()
+                )
             except TimeoutError as exc:
                 raise Disconnect(b"* BYE autologout timer expired\r\n") from exc
             pieces += [b"\r\n", data]
@@ -232,7 +259,9 @@ class ImapSession:
         except ImapError as error:
             await self.send(error.line(tag))
         except FolderGone as exc:
-            raise Disconnect(b"* BYE the selected mailbox was deleted or renamed\r\n") from exc
+            raise Disconnect(
+                b"* BYE the selected mailbox was deleted or renamed\r\n"
+            ) from exc
         except (Disconnect, ConnectionError, asyncio.IncompleteReadError):
             raise
         except Exception:
@@ -240,17 +269,40 @@ class ImapSession:
             logger.exception("[conn=%d] unexpected error", self.id)
             await self.send(f"{tag} NO [SERVERBUG] internal server error\r\n")
 
-    async def complete(self, tag: str, text: str, allow_expunge: bool = True) -> None:
+    async def complete(
+        self, tag: str, text: str, allow_expunge: bool = True, force: bool = False
+    ) -> None:
         """Send pending mailbox updates, then the tagged OK."""
-        await self.send_updates(allow_expunge)
+        await self.send_updates(allow_expunge, force=force)
         await self.send(f"{tag} OK {text}\r\n")
 
-    async def send_updates(self, allow_expunge: bool = True, quiet: set[int] | None = None) -> None:
-        if self.selected is None:
+    async def send_updates(
+        self,
+        allow_expunge: bool = True,
+        quiet: set[int] | None = None,
+        force: bool = False,
+    ) -> None:
+        """Report changes to the selected mailbox (RFC 3501 section 7.3, 7.4).
+
+        Without ``force`` the store is read only after an event named this
+        account or when the last read is older than ``RECHECK_SECONDS``, so a
+        burst of commands costs one read. NOOP, CHECK, IDLE and the commands
+        that change messages always read it.
+        """
+        selected = self.selected
+        if selected is None:
             return
-        lines = await self.selected.poll(
+        now = time.monotonic()
+        recent_enough = now - self.last_poll < RECHECK_SECONDS
+        if not force and not self.changes_pending and recent_enough:
+            return
+        self.changes_pending = False
+        self.last_poll = now
+        lines = await selected.poll(
             self.server.mail, allow_expunge, self.condstore, quiet or set()
         )
+        if selected.expunges_held:
+            self.changes_pending = True
         if lines:
             await self.send(b"".join(lines))
 
@@ -263,7 +315,7 @@ class ImapSession:
 
     async def imap_NOOP(self, tag: str, reader: CommandReader) -> None:
         reader.end()
-        await self.complete(tag, "NOOP completed")
+        await self.complete(tag, "NOOP completed", force=True)
 
     async def imap_LOGOUT(self, tag: str, reader: CommandReader) -> None:
         reader.end()
@@ -287,6 +339,10 @@ class ImapSession:
         reader.end()
         if self.server.ssl_context is None or self.tls:
             raise BadCommand("STARTTLS is not available")
+        # Bytes sent after STARTTLS but before the handshake would otherwise
+        # be read as commands sent under TLS (a command injection).
+        if self.reader._buffer:  # noqa: SLF001 - StreamReader has no public peek
+            raise Disconnect(b"* BYE data after STARTTLS\r\n")
         await self.send(f"{tag} OK begin TLS negotiation now\r\n")
         try:
             await self.writer.start_tls(self.server.ssl_context)
@@ -307,7 +363,9 @@ class ImapSession:
         reader.sp()
         mechanism = reader.atom().upper()
         if mechanism != "PLAIN":
-            raise CommandFailed(f"authentication mechanism {mechanism} is not supported")
+            raise CommandFailed(
+                f"authentication mechanism {mechanism} is not supported"
+            )
         initial: bytes | None = None
         if reader.try_sp():
             initial = reader.atom(frozenset(b"=")).encode()  # RFC 4959 SASL-IR
@@ -328,7 +386,9 @@ class ImapSession:
             raise BadCommand("invalid PLAIN response")
         authzid, authcid, password = (part.decode("utf-8", "replace") for part in parts)
         if authzid and authzid.lower() != authcid.lower():
-            raise CommandFailed("authorization identity must match", code="AUTHORIZATIONFAILED")
+            raise CommandFailed(
+                "authorization identity must match", code="AUTHORIZATIONFAILED"
+            )
         await self.authenticate(tag, authcid, password)
 
     async def authenticate(self, tag: str, username: str, password: str) -> None:
@@ -340,18 +400,24 @@ class ImapSession:
         wait = await throttle.retry_after(key)
         if wait:
             self.log(logging.WARNING, "login blocked for %d s more", wait)
-            raise CommandFailed(f"too many failed logins, retry in {wait} s", code="UNAVAILABLE")
+            raise CommandFailed(
+                f"too many failed logins, retry in {wait} s", code="UNAVAILABLE"
+            )
 
         found = await self.server.mail.find_account(username)
         stored_hash = found[1] if found else _dummy_hash()
-        valid = await asyncio.to_thread(passwords.verify_password, stored_hash, password)
+        valid = await asyncio.to_thread(
+            passwords.verify_password, stored_hash, password
+        )
         if found is None or not valid:
             await throttle.record_failure(key)
             delay = await throttle.delay_for(key)
             if delay:
                 await asyncio.sleep(delay)
             self.log(logging.INFO, "login failed for %r", username[:100])
-            raise CommandFailed("invalid user name or password", code="AUTHENTICATIONFAILED")
+            raise CommandFailed(
+                "invalid user name or password", code="AUTHENTICATIONFAILED"
+            )
 
         await throttle.record_success(key)
         self.account = found[0]
@@ -381,8 +447,9 @@ class ImapSession:
         """Send mailbox changes as they happen until the client sends DONE (RFC 2177)."""
         reader.end()
         await self.send(b"+ idling\r\n")
-        await self.send_updates()
+        await self.send_updates(force=True)
         read_done = asyncio.ensure_future(self.read_line())
+        self.server.idling.add(self)
         try:
             while True:
                 self.wakeup.clear()
@@ -395,8 +462,9 @@ class ImapSession:
                 woken.cancel()
                 if read_done in done:
                     break
-                await self.send_updates()
+                await self.send_updates(force=True)
         finally:
+            self.server.idling.discard(self)
             if not read_done.done():
                 read_done.cancel()
         line = read_done.result()
@@ -406,8 +474,16 @@ class ImapSession:
             raise BadCommand("expected DONE to end IDLE")
         await self.complete(tag, "IDLE terminated")
 
+    def revoke(self) -> None:
+        """End the session because its account was disabled or deleted."""
+        self.log(logging.INFO, "account disabled or deleted, closing")
+        self.state = State.LOGOUT
+        self.writer.write(b"* BYE account disabled or deleted\r\n")
+        self.writer.close()
+
     def notify(self) -> None:
         """Wake an IDLE command after another session or process changed mail."""
+        self.changes_pending = True
         self.wakeup.set()
 
 

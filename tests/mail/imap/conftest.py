@@ -1,7 +1,7 @@
 """An IMAP server in a background thread, on a free port, over a migrated store.
 
 Tests drive it with blocking clients (imaplib, imapclient, mbsync, mutt), so
-the server runs its own event loop in a thread; ``ImapHarness.run`` executes a
+the server runs its own event loop in a thread. ``ImapHarness.run`` executes a
 coroutine on that loop, for fixtures that insert rows as the mail code would.
 """
 
@@ -48,7 +48,6 @@ class ImapHarness:
         self.server: ImapServer = self.run(
             start_imap_server(self.config, self.context, None)
         )
-        self.server.idle_poll_seconds = 0.5
         self.mail = MailStore(self.store)
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:

@@ -28,7 +28,7 @@ def message_ids_remote(imap: ImapHarness, folder: str = "INBOX") -> list[str]:
         target = await imap.mail.get_folder(found[0].id, folder)
         assert target is not None
         states = await imap.mail.message_states(target.id)
-        rows = await imap.mail.fetch_rows(target.id, [s.uid for s in states], True)
+        rows = await imap.mail.fetch_rows(target.id, [s.uid for s in states], "full")
         return [
             str(email.message_from_bytes(row.raw)["Message-ID"])
             for row in rows.values()
@@ -44,7 +44,7 @@ def remote_flags(imap: ImapHarness) -> dict[str, tuple[str, ...]]:
         target = await imap.mail.get_folder(found[0].id, "INBOX")
         assert target is not None
         states = {s.uid: s.flags for s in await imap.mail.message_states(target.id)}
-        rows = await imap.mail.fetch_rows(target.id, sorted(states), True)
+        rows = await imap.mail.fetch_rows(target.id, sorted(states), "full")
         return {
             str(email.message_from_bytes(row.raw)["Message-ID"]): states[uid]
             for uid, row in rows.items()

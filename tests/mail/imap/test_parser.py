@@ -91,9 +91,13 @@ def test_unknown_fetch_item() -> None:
         fetch.parse_items(CommandReader(b"(UID BOGUS)"))
 
 
-def test_search_program_needs_raw_only_for_text() -> None:
-    assert not parse_search(CommandReader(b"UNSEEN UID 1:* LARGER 10")).needs_raw
-    assert parse_search(CommandReader(b"OR FROM a SUBJECT b")).needs_raw
+def test_search_program_reads_only_what_it_needs() -> None:
+    flags_only = parse_search(CommandReader(b"UNSEEN UID 1:*"))
+    assert flags_only.content == "none"
+    assert not flags_only.needs_metadata
+    assert parse_search(CommandReader(b"LARGER 10")).needs_metadata
+    assert parse_search(CommandReader(b"OR FROM a SUBJECT b")).content == "header"
+    assert parse_search(CommandReader(b"SUBJECT a BODY b FROM c")).content == "full"
 
 
 def test_search_unknown_key() -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import imaplib
 import os
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
+from sqlalchemy import update
 
 from onestack.mail.imap import session as session_module
 from onestack.mail.imap.session import ImapSession
+from onestack.store.tables import mailboxes
 from onestack.throttle import ThrottlePolicy
 from tests.mail.imap.conftest import PASSWORD, ImapHarness, RawClient, make_message
 
@@ -148,6 +151,12 @@ def test_starttls_then_login(tmp_path: Path) -> None:
         assert client.login("alice@example.com", PASSWORD)[0] == "OK"
         assert client.select("INBOX")[0] == "OK"
         client.logout()
+
+        # Plain text sent behind STARTTLS must not be run as if under TLS.
+        raw = RawClient(harness.port)
+        raw.send(b"a STARTTLS\r\nb LOGIN alice@example.com x\r\n")
+        assert raw.readline() == b"* BYE data after STARTTLS\r\n"
+        raw.close()
     finally:
         harness.close()
 
@@ -170,3 +179,41 @@ def test_login_throttle_blocks_after_failures(imap: ImapHarness) -> None:
             client.login("alice@example.com", "wrong")
     with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
         client.login("alice@example.com", PASSWORD)
+
+
+def test_disabled_or_deleted_account_is_shut_out(imap: ImapHarness) -> None:
+    client = RawClient(imap.port)
+    client.login()
+    client.command(b"s SELECT INBOX")
+
+    async def disable() -> int:
+        found = await imap.mail.find_account("alice@example.com")
+        assert found is not None
+        async with imap.store.engine.begin() as conn:
+            await conn.execute(
+                update(mailboxes)
+                .where(mailboxes.c.id == found[0].id)
+                .values(enabled=False)
+            )
+        return found[0].id
+
+    alice_id = imap.run(disable())
+    imap.run(imap.server.on_event({"type": "mailboxUpdated", "data": {"id": alice_id}}))
+    assert client.readline() == b"* BYE account disabled or deleted\r\n"
+    assert client.readline() == b""
+    client.close()
+    refused = imaplib.IMAP4("127.0.0.1", imap.port)
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        refused.login("alice@example.com", PASSWORD)
+
+    async def soft_delete() -> None:
+        async with imap.store.engine.begin() as conn:
+            await conn.execute(
+                update(mailboxes)
+                .where(mailboxes.c.email == "bob@example.com")
+                .values(deleted_at=datetime.now(UTC))
+            )
+
+    imap.run(soft_delete())
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        refused.login("bob@example.com", PASSWORD)

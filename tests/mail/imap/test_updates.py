@@ -56,7 +56,8 @@ def test_expunge_reaches_other_session_outside_fetch(imap: ImapHarness) -> None:
 
 
 def test_idle_wakes_on_delivered_mail(imap: ImapHarness) -> None:
-    imap.server.idle_poll_seconds = 600  # only the event can wake it
+    imap.server.idle_poll_seconds = 600
+    imap.server.watch_seconds = 600  # only the event can wake it
     client = login(imap)
     client.select_folder("INBOX")
     client.idle()
@@ -68,6 +69,7 @@ def test_idle_wakes_on_delivered_mail(imap: ImapHarness) -> None:
 
 def test_idle_sees_moves_and_flags_from_elsewhere(imap: ImapHarness) -> None:
     imap.server.idle_poll_seconds = 600
+    imap.server.watch_seconds = 600
     imap.deliver("alice@example.com", make_message(1))
     imap.deliver("alice@example.com", make_message(2))
     client = login(imap)
