@@ -8,15 +8,27 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from onestack import config as config_module
 from onestack import logs
-from onestack.config import LOOPBACK_HOSTS, ConfigError
+from onestack.config import ConfigError
+
+if TYPE_CHECKING:
+    from onestack.admin.app import AdminState
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = Path("onestack-data")
 EXIT_CONFIG_INVALID = 2
+
+
+async def reload_on_sighup(state: AdminState) -> None:
+    """Re-read the config file; an invalid one leaves the running config."""
+    try:
+        await state.reload_config()
+    except ConfigError as exc:
+        logger.error("config reload rejected, keeping the running config: %s", exc)
 
 
 async def serve(data_dir: Path) -> int:
@@ -40,7 +52,9 @@ async def serve(data_dir: Path) -> int:
         return EXIT_CONFIG_INVALID
 
     admin = config.server.adminPanel
-    if admin.host not in LOOPBACK_HOSTS and config.admin_password_is_default():
+    try:
+        config_module.check_admin_exposure(config)
+    except ConfigError:
         print(
             f"refusing to serve the admin API on {admin.host} with the default "
             "password: set server.adminPanel.password in "
@@ -62,7 +76,7 @@ async def serve(data_dir: Path) -> int:
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     loop.add_signal_handler(signal.SIGINT, stopping.set)
     loop.add_signal_handler(
-        signal.SIGHUP, lambda: asyncio.ensure_future(state.reload_config())
+        signal.SIGHUP, lambda: asyncio.ensure_future(reload_on_sighup(state))
     )
 
     await supervisor.start_enabled()

@@ -8,14 +8,16 @@ typo is reported instead of silently ignored.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from onestack import passwords
 
@@ -26,6 +28,47 @@ REDACTED = "********"
 DEFAULT_ADMIN_USERNAME = "admin"
 DEFAULT_ADMIN_PASSWORD = "admin123"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def _check_host(value: str) -> str:
+    """Accept an IP address or a DNS hostname (RFC 1123 letters, digits, hyphens)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is neither an IP address nor a hostname"
+            ) from None
+    return value
+
+
+def _check_database_url(value: str) -> str:
+    """Accept an empty URL (SQLite in the data directory) or one the store can open."""
+    if not value:
+        return value
+    # Imported here so that `onestack --help` does not load SQLAlchemy.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        driver = make_url(value).drivername
+    except ArgumentError:
+        raise ValueError("is not a SQLAlchemy database URL") from None
+    if driver not in DATABASE_DRIVERS:
+        raise ValueError(
+            f"driver {driver!r} is not supported; use one of {', '.join(DATABASE_DRIVERS)}"
+        )
+    return value
+
+
+Host = Annotated[str, AfterValidator(_check_host)]
 
 
 class StrictModel(BaseModel):
@@ -43,7 +86,7 @@ class RateLimitConfig(StrictModel):
 
 class AdminPanelConfig(StrictModel):
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: int = Field(3000, ge=1, le=65535)
     username: str = Field(DEFAULT_ADMIN_USERNAME, min_length=1, max_length=64)
     # An Argon2id hash once loaded; a clear value written by a user is hashed
@@ -61,7 +104,7 @@ class ModuleConfig(StrictModel):
     """Settings every module has."""
 
     enabled: bool = True
-    host: str = "0.0.0.0"
+    host: Host = "0.0.0.0"
     workers: int = Field(1, ge=1, le=64)
 
     def listen_ports(self) -> list[int]:
@@ -130,7 +173,7 @@ class DnsConfig(ModuleConfig):
 
 class SmtpConfig(StrictModel):
     port: int = Field(2525, ge=1, le=65535)
-    hostname: str = "localhost"
+    hostname: Host = "localhost"
     maxMessageSize: int = Field(25 * 1024 * 1024, ge=1024)
     maxRecipients: int = Field(100, ge=1, le=10_000)
     # RFC 5321 section 4.5.3.1.6: a text line is at most 1000 octets with CRLF.
@@ -188,7 +231,7 @@ class ModulesConfig(StrictModel):
 class DatabaseConfig(StrictModel):
     # Empty means SQLite in the data directory. Otherwise a SQLAlchemy URL,
     # for example postgresql+asyncpg://user:pass@127.0.0.1/onestack.
-    url: str = ""
+    url: Annotated[str, AfterValidator(_check_database_url)] = ""
 
 
 class Config(StrictModel):
@@ -226,6 +269,19 @@ class Config(StrictModel):
             self.server.adminPanel.password, DEFAULT_ADMIN_PASSWORD
         )
 
+    def listeners(self) -> list[tuple[str, int]]:
+        """Return every port OneStack binds, with the key that sets it."""
+        modules = self.modules
+        return [
+            ("server.adminPanel.port", self.server.adminPanel.port),
+            ("modules.http.port", modules.http.port),
+            ("modules.https.port", modules.https.port),
+            ("modules.dns.port", modules.dns.port),
+            ("modules.email.smtp.port", modules.email.smtp.port),
+            ("modules.email.imap.port", modules.email.imap.port),
+            ("modules.ssh.port", modules.ssh.port),
+        ]
+
 
 class ConfigError(ValueError):
     """An invalid config: ``errors`` lists each bad key with its reason."""
@@ -234,6 +290,48 @@ class ConfigError(ValueError):
         self.errors = errors
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         super().__init__(f"invalid config: {summary}")
+
+
+def check_admin_exposure(config: Config) -> None:
+    """Raise ConfigError when the admin API would listen beyond loopback
+    with the default password, which anyone reaching the port could use.
+    """
+    admin = config.server.adminPanel
+    if admin.host in LOOPBACK_HOSTS or not config.admin_password_is_default():
+        return
+    raise ConfigError(
+        [
+            {
+                "field": "server.adminPanel.host",
+                "message": f"the admin API cannot listen on {admin.host} with the "
+                "default password: set server.adminPanel.password first, or "
+                "bind the admin API to 127.0.0.1",
+            }
+        ]
+    )
+
+
+def _check_distinct_ports(config: Config) -> None:
+    """Raise ConfigError when two listeners share a port.
+
+    Modules bind with SO_REUSEPORT, so a second module on a taken port would
+    not fail: the kernel would split the port's connections between them.
+    Disabled modules count too, so that starting one later cannot collide.
+    """
+    owners: dict[int, str] = {}
+    errors = []
+    for field, port in config.listeners():
+        if port in owners:
+            errors.append(
+                {
+                    "field": field,
+                    "message": f"port {port} is already used by {owners[port]}",
+                }
+            )
+        else:
+            owners[port] = field
+    if errors:
+        raise ConfigError(errors)
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +350,7 @@ def validate(data: Any) -> Config:
     if not isinstance(data, dict):
         raise ConfigError([{"field": "(root)", "message": "must be a JSON object"}])
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         errors = [
             {
@@ -262,6 +360,8 @@ def validate(data: Any) -> Config:
             for err in exc.errors()
         ]
         raise ConfigError(errors) from None
+    _check_distinct_ports(config)
+    return config
 
 
 def merge_update(current: Config, update: Any) -> Config:

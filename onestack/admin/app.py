@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from onestack import config as config_module
 from onestack.admin import errors, panel
 from onestack.admin.auth import AdminAuthenticator, client_address
-from onestack.admin.limits import RequestLimits
+from onestack.admin.limits import RejectNulCharacters, RequestLimits
 from onestack.admin.websocket import EventFeed
 from onestack.config import Config
 from onestack.events import EventHub
@@ -128,8 +128,11 @@ class AdminState:
     async def replace_config(self, new: Config) -> list[str]:
         """Store ``new`` atomically, apply it to the modules, and announce it.
 
-        Returns the messages of module operations that failed.
+        Returns the messages of module operations that failed. Raises
+        ConfigError, before anything is stored, for a config this server
+        must not run with.
         """
+        await asyncio.to_thread(config_module.check_admin_exposure, new)
         async with self._config_lock:
             config_module.save(self.data_dir, new)
             failures = await self.supervisor.apply_config(new)
@@ -218,6 +221,8 @@ def create_app(state: AdminState) -> FastAPI:
         )
 
     admin = lambda: state.config.server.adminPanel  # noqa: E731
+    # Added first, so RequestLimits runs outside it and bounds what it buffers.
+    app.add_middleware(RejectNulCharacters)
     app.add_middleware(
         RequestLimits,
         per_minute=lambda: admin().rateLimit.requestsPerMinute,

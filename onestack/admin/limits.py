@@ -1,8 +1,9 @@
-"""Per-client request rate limit and request body size limit (pure ASGI)."""
+"""Per-client request rate limit, request body size limit and NUL check (pure ASGI)."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -121,3 +122,64 @@ class RequestLimits:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+# A JSON escape \u0000 that is not itself the tail of an escaped backslash.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class RejectNulCharacters:
+    """Reject with 400 a request with a NUL character in its path, query or JSON.
+
+    PostgreSQL text columns cannot store U+0000, so such a value would fail
+    deep in a route with a database error. No API field needs one: DNS data
+    writes a zero byte as ``\\000``. A JSON body is read whole before the
+    route runs, as the route reads it whole anyway, and RequestLimits (the
+    outer middleware) bounds its size.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\0" in scope["path"] or b"%00" in scope["query_string"]:
+            await self._reject(scope, receive, send, "the URL")
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip()
+        if content_type.lower() != b"application/json":
+            await self.app(scope, receive, send)
+            return
+
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        body = b"".join(m.get("body", b"") for m in messages)
+        if _JSON_NUL.search(body):
+            await self._reject(scope, receive, send, "the JSON body")
+            return
+
+        async def replay() -> Message:
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(
+        self, scope: Scope, receive: Receive, send: Send, where: str
+    ) -> None:
+        logger.warning("request with a NUL character in %s rejected", where)
+        response = envelope(
+            400,
+            INVALID_REQUEST,
+            f"{where} contains a NUL character (U+0000), which no field accepts",
+            {"field": "(body)" if where == "the JSON body" else "(url)"},
+        )
+        await response(scope, receive, send)

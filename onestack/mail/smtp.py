@@ -86,6 +86,13 @@ def has_bare_line_ending(data: bytes) -> bool:
     return b"\n" in stripped or b"\r" in stripped
 
 
+def has_control_character(address: str) -> bool:
+    """Tell whether an address has a control character, which RFC 5321's
+    mailbox syntax does not allow and PostgreSQL text cannot store (NUL).
+    """
+    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in address)
+
+
 def declared_size(mail_options: list[str]) -> int:
     """Return the SIZE= value of MAIL FROM (RFC 1870), or 0."""
     for option in mail_options:
@@ -198,6 +205,8 @@ class DeliveryHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        if has_control_character(address):
+            return "553 5.1.7 Invalid sender address"
         # NOTE: an authenticated client may use any MAIL FROM address; the
         # sender is not yet bound to the logged-in mailbox.
         envelope.mail_from = address
@@ -221,7 +230,7 @@ class DeliveryHandler:
             )
             return "452 4.5.3 Too many recipients"
         local_part, at, domain = address.rpartition("@")
-        if not at or not local_part or not domain:
+        if not at or not local_part or not domain or has_control_character(address):
             return "550 5.1.3 Invalid recipient address"
 
         await services.directory.refresh_if_stale()

@@ -1,7 +1,8 @@
 """Path confinement: every SFTP path resolves inside one document root.
 
 A client sees the document root as ``/``. Client paths are first normalised
-lexically (``..`` above ``/`` is rejected, not clamped), then resolved by the
+lexically (``..`` above ``/`` is rejected, not clamped, except by
+``realpath``, which ``cd`` uses), then resolved by the
 kernel with ``openat2(2)`` and ``RESOLVE_BENEATH`` relative to a descriptor
 of the root. The kernel follows symlinks that stay inside the root and
 fails with ``EXDEV`` on any component that would leave it, including
@@ -58,12 +59,13 @@ class OutsideRootError(PermissionError):
         self.client_path = path
 
 
-def split_path(path: bytes) -> tuple[bytes, ...]:
+def split_path(path: bytes, clamp: bool = False) -> tuple[bytes, ...]:
     """Return the components of a client path below the root ``/``.
 
     Relative paths start at the root, as the root is the session's home
     directory. ``.`` and empty components are dropped and ``..`` removes the
-    previous component; a ``..`` above the root raises OutsideRootError.
+    previous component. A ``..`` above the root raises OutsideRootError,
+    or with ``clamp`` stays at the root, as ``/..`` does in a chroot.
     """
     if b"\0" in path:
         raise OSError(errno.EINVAL, "Invalid argument: NUL byte in path")
@@ -72,9 +74,10 @@ def split_path(path: bytes) -> tuple[bytes, ...]:
         if part in (b"", b"."):
             continue
         if part == b"..":
-            if not parts:
+            if parts:
+                parts.pop()
+            elif not clamp:
                 raise OutsideRootError(path)
-            parts.pop()
         else:
             parts.append(part)
     return tuple(parts)
@@ -173,11 +176,12 @@ class DocumentRoot:
 
         A path whose final components do not exist yet is returned in its
         normalised form, because clients ask for the name of a file they
-        are about to upload.
+        are about to upload. ``..`` above the root stays at the root, so
+        ``cd ..`` in ``/`` works as it does in OpenSSH's chroot.
         """
-        parts = split_path(path)
+        parts = split_path(path, clamp=True)
         try:
-            fd = self.open(path, os.O_PATH)
+            fd = self.open(client_path(parts), os.O_PATH)
         except FileNotFoundError:
             return client_path(parts)
         try:

@@ -242,19 +242,21 @@ def decode_header_text(value: str) -> str:
     """Decode a header value: RFC 2047 words, or raw UTF-8 (RFC 6532).
 
     ``value`` comes from UTF-8 decoded with surrogateescape, so bytes that
-    were not valid UTF-8 are surrogates here and are read as Latin-1.
+    were not valid UTF-8 are surrogates here and are read as Latin-1. A NUL,
+    raw or encoded, becomes U+FFFD because PostgreSQL text cannot store it.
     """
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
             value = value.encode("utf-8", "surrogateescape").decode("latin-1")
-        return " ".join(value.split())
-    try:
-        decoded = str(email.header.make_header(email.header.decode_header(value)))
-    except (ValueError, LookupError, email.errors.HeaderParseError):
         decoded = value
-    return " ".join(decoded.split())
+    else:
+        try:
+            decoded = str(email.header.make_header(email.header.decode_header(value)))
+        except (ValueError, LookupError, email.errors.HeaderParseError):
+            decoded = value
+    return " ".join(decoded.split()).replace("\0", "\ufffd")
 
 
 def summarize_headers(raw: bytes) -> HeaderSummary:

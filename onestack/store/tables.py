@@ -51,6 +51,7 @@ vhosts = Table(
     Column("redirect_to_https", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # Every hostname a vhost answers to (its domain and each alias), so that
@@ -102,6 +103,7 @@ certificates = Table(
     Column("cert_pem", Text, nullable=False),  # leaf first, then the chain
     Column("key_pem", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # --- dns ------------------------------------------------------------------
@@ -124,6 +126,7 @@ dns_zones = Table(
     Column("also_notify", JSON, nullable=False, default=list),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 dns_records = Table(
@@ -142,6 +145,7 @@ dns_records = Table(
     Column("data", Text, nullable=False),
     Column("ttl", Integer, nullable=True),  # None: the zone's ttl
     Column("priority", Integer, nullable=True),
+    sqlite_autoincrement=True,
 )
 
 # --- mail -----------------------------------------------------------------
@@ -159,6 +163,7 @@ mailboxes = Table(
     # Set when the mailbox was deleted but its messages were kept; creating
     # the same address again brings the mailbox and its messages back.
     Column("deleted_at", DateTime(timezone=True), nullable=True),
+    sqlite_autoincrement=True,
 )
 
 # IMAP mailboxes of one account (RFC 3501 calls them mailboxes; the API calls
@@ -180,6 +185,7 @@ mail_folders = Table(
     Column("highestmodseq", BigInteger, nullable=False, default=1),
     Column("subscribed", Boolean, nullable=False, default=True),
     UniqueConstraint("mailbox_id", "name"),
+    sqlite_autoincrement=True,
 )
 
 messages = Table(
@@ -220,6 +226,7 @@ messages = Table(
     Index(
         "ix_messages_mailbox_folder_date", "mailbox_id", "folder_id", "internal_date"
     ),
+    sqlite_autoincrement=True,
 )
 
 # Messages for remote recipients, kept until delivered or bounced.
@@ -234,6 +241,7 @@ outbound_queue = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, index=True),
     Column("last_error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # --- sftp -----------------------------------------------------------------
@@ -253,6 +261,7 @@ ssh_users = Table(
     ),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # --- shared ---------------------------------------------------------------

@@ -138,6 +138,9 @@ def test_create_through_link_out_rejected(
         (b"/dir-link", b"/sub"),
         (b"/in-link", b"/sub/page.html"),
         (b"/sub/not-yet.txt", b"/sub/not-yet.txt"),
+        (b"/..", b"/"),
+        (b"../../sub", b"/sub"),
+        (b"/sub/../../..", b"/"),
     ],
 )
 def test_realpath(document_root: DocumentRoot, path: bytes, expected: bytes) -> None:

@@ -71,6 +71,15 @@ async def test_password_upload_list_rename_delete_download(site: Site) -> None:
     assert sorted(os.listdir(site.root)) == ["assets"]
 
 
+async def test_cd_up_from_root_stays(site: Site) -> None:
+    (site.work / "up.txt").write_text("written after cd ..")
+    result = await run_sftp(site, "cd ..\npwd\nput up.txt\n")
+    assert result.returncode == 0, result.stderr
+    assert "Remote working directory: /\n" in result.stdout
+    assert (site.root / "up.txt").read_text() == "written after cd .."
+    assert not (site.root.parent / "up.txt").exists()
+
+
 async def test_public_key_login(site: Site) -> None:
     key = make_key(site.work)
     public_key = key.with_suffix(".pub").read_text().strip()
@@ -122,8 +131,9 @@ class TestEscapes:
         return canary
 
     ATTEMPTS = (
-        "cd ..\n",
-        "cd /..\n",
+        # cd .. stays in the root, so the folder beside it is not found.
+        "cd ..\nls outside\n",
+        "cd /..\ncd outside\n",
         "get /etc/passwd\n",
         "get ../outside/canary.txt\n",
         "get /../outside/canary.txt\n",

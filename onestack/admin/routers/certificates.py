@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from onestack.admin.app import AdminState, get_state
 from onestack.admin.errors import OPERATION_FAILED, ApiError, invalid, not_found
+from onestack.admin.params import RowIdPath
 from onestack.store import certificates as certificate_store
 from onestack.store.certificates import StoredCertificate, TlsVhost
 from onestack.tls.acme_client import AcmeError
@@ -64,7 +65,7 @@ async def find_vhost(state: AdminState, vhost_id: int) -> TlsVhost:
 
 @router.get("/vhosts/{vhost_id}/certificate")
 async def get_certificate(
-    vhost_id: int, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     vhost = await find_vhost(state, vhost_id)
 
@@ -76,7 +77,7 @@ async def get_certificate(
 
 @router.put("/vhosts/{vhost_id}/certificate")
 async def upload_certificate(
-    vhost_id: int, body: CertificateUpload, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, body: CertificateUpload, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     vhost = await find_vhost(state, vhost_id)
 
@@ -108,7 +109,7 @@ async def upload_certificate(
 
 @router.post("/vhosts/{vhost_id}/certificate/renew")
 async def renew_certificate(
-    vhost_id: int, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     vhost = await find_vhost(state, vhost_id)
     if not vhost.ssl:
@@ -136,7 +137,7 @@ async def renew_certificate(
 
 @router.delete("/vhosts/{vhost_id}/certificate")
 async def delete_certificate(
-    vhost_id: int, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     vhost = await find_vhost(state, vhost_id)
 

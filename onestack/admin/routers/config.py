@@ -53,7 +53,10 @@ async def apply(state: AdminState, new: Config, action: str) -> dict[str, Any]:
     A module that fails to take the new settings is a 500 OPERATION_FAILED;
     the config is stored all the same, and the answer says so.
     """
-    failures = await state.replace_config(new)
+    try:
+        failures = await state.replace_config(new)
+    except ConfigError as exc:
+        raise invalid_config(exc) from None
     redacted = new.redacted()
     if failures:
         raise ApiError(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from onestack.admin.app import AdminState, get_state
 from onestack.admin.errors import conflict, invalid, not_found
+from onestack.admin.params import RowIdPath
 from onestack.dns import records, zonefile
 from onestack.dns.records import DuplicateRecord, Record, RecordError
 from onestack.store import dns as store_dns
@@ -294,7 +295,7 @@ async def add_record(
 
 @router.put("/records/{record_id}")
 async def update_record(
-    record_id: int, body: RecordUpdate, state: AdminState = Depends(get_state)
+    record_id: RowIdPath, body: RecordUpdate, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     given = body.model_dump(exclude_unset=True)
 
@@ -343,7 +344,7 @@ async def update_record(
 
 @router.delete("/records/{record_id}")
 async def delete_record(
-    record_id: int, state: AdminState = Depends(get_state)
+    record_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     deleted = await store_dns.delete_record(state.store, record_id)
     if deleted is None:

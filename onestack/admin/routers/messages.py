@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from onestack.admin.app import AdminState, get_state
 from onestack.admin.errors import MODULE_NOT_RUNNING, ApiError, invalid, not_found
+from onestack.admin.params import MAX_ROW_ID, RowIdPath
 from onestack.admin.routers.mailboxes import find_mailbox, iso
 from onestack.mail.compose import ComposeError, compose
 from onestack.mail.dsn import build_bounce
@@ -51,7 +52,7 @@ async def list_messages(
     folder: str | None = Query(None, max_length=255),
     unreadOnly: bool = Query(False),  # noqa: N803 - the API's query name
     limit: int = Query(50, ge=1, le=MAX_PAGE),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ROW_ID),
     state: AdminState = Depends(get_state),
 ) -> list[dict[str, Any]]:
     account = await find_mailbox(state, email)
@@ -79,7 +80,7 @@ async def list_messages(
 
 @router.get("/messages/{message_id}")
 async def get_message(
-    message_id: int, state: AdminState = Depends(get_state)
+    message_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     message = await mailstore.get_message(state.store, message_id)
     if message is None:
@@ -116,7 +117,7 @@ class MoveBody(BaseModel):
 
 @router.put("/messages/{message_id}/read")
 async def mark_read(
-    message_id: int, body: ReadBody, state: AdminState = Depends(get_state)
+    message_id: RowIdPath, body: ReadBody, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     await find_message(state, message_id)
     try:
@@ -130,7 +131,7 @@ async def mark_read(
 
 @router.put("/messages/{message_id}/move")
 async def move_message(
-    message_id: int, body: MoveBody, state: AdminState = Depends(get_state)
+    message_id: RowIdPath, body: MoveBody, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     await find_message(state, message_id)
     try:
@@ -146,7 +147,7 @@ async def move_message(
 
 @router.delete("/messages/{message_id}")
 async def delete_message(
-    message_id: int, state: AdminState = Depends(get_state)
+    message_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     await find_message(state, message_id)
     try:

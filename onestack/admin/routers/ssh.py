@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from onestack import passwords
 from onestack.admin.app import AdminState, get_state
 from onestack.admin.errors import conflict, invalid, not_found
+from onestack.admin.params import RowIdField
 from onestack.ssh.accounts import (
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
@@ -45,7 +46,7 @@ class SshUserCreate(BaseModel):
         max_length=MAX_PUBLIC_KEYS,
         description="OpenSSH public key lines (ssh-ed25519 AAAA... comment)",
     )
-    vhostId: int = Field(
+    vhostId: RowIdField = Field(
         description="The vhost whose document root the account sees as /"
     )
     enabled: bool = True
@@ -60,7 +61,7 @@ class SshUserUpdate(BaseModel):
         None, min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH
     )
     publicKeys: list[str] | None = Field(None, max_length=MAX_PUBLIC_KEYS)
-    vhostId: int | None = None
+    vhostId: RowIdField | None = None
     enabled: bool | None = None
 
 

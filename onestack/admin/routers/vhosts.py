@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from onestack.admin.app import AdminState, get_state
 from onestack.admin.errors import conflict, invalid, not_found
 from onestack.admin.hostnames import InvalidHostname, normalize_hostname
+from onestack.admin.params import RowIdPath
 from onestack.store import vhosts as vhost_store
 from onestack.store.vhosts import CertificateSummary, NameTaken, Vhost, VhostStats
 
@@ -145,7 +146,7 @@ def _names(domain: str, aliases: list[str]) -> tuple[str, list[str]]:
     return domain, normalized
 
 
-def _user_document_root(value: str) -> str:
+def _user_document_root(state: AdminState, value: str) -> str:
     if "\0" in value:
         raise invalid("documentRoot", "must not contain NUL characters")
     if len(value) > MAX_PATH_LENGTH:
@@ -155,6 +156,19 @@ def _user_document_root(value: str) -> str:
     path = os.path.normpath(value)
     if os.path.exists(path) and not os.path.isdir(path):
         raise invalid("documentRoot", f"{path} exists and is not a directory")
+    # The data directory contains the database, the config and the private
+    # keys: a site must not publish it, whole or in part, outside sites/.
+    resolved = Path(path).resolve()
+    data_dir = state.data_dir.resolve()
+    if data_dir.is_relative_to(resolved) or (
+        resolved.is_relative_to(data_dir)
+        and not resolved.is_relative_to(sites_dir(state))
+    ):
+        raise invalid(
+            "documentRoot",
+            f"{path} would publish the data directory {data_dir}; choose a folder "
+            f"outside it or under {sites_dir(state)}",
+        )
     return path
 
 
@@ -228,7 +242,7 @@ async def list_vhosts(state: AdminState = Depends(get_state)) -> list[dict[str, 
 
 @router.get("/vhosts/{vhost_id}")
 async def get_vhost(
-    vhost_id: int, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     return (await _views(state, [await _find(state, vhost_id)]))[0]
 
@@ -240,7 +254,7 @@ async def create_vhost(
     domain, aliases = _names(body.domain, body.aliases)
     if body.documentRoot is not None:
         document_root, managed, created_root = (
-            _user_document_root(body.documentRoot),
+            _user_document_root(state, body.documentRoot),
             False,
             None,
         )
@@ -280,7 +294,7 @@ async def create_vhost(
 
 @router.put("/vhosts/{vhost_id}")
 async def update_vhost(
-    vhost_id: int, body: VhostUpdate, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, body: VhostUpdate, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     current = await _find(state, vhost_id)
     for field in body.model_fields_set:
@@ -295,7 +309,7 @@ async def update_vhost(
         )
         changes["domain"], changes["aliases"] = domain, aliases
     if body.documentRoot is not None:
-        path = _user_document_root(body.documentRoot)
+        path = _user_document_root(state, body.documentRoot)
         if path != current.document_root:
             changes["document_root"] = path
             changes["managed_root"] = False
@@ -331,7 +345,7 @@ async def update_vhost(
 
 @router.delete("/vhosts/{vhost_id}")
 async def delete_vhost(
-    vhost_id: int,
+    vhost_id: RowIdPath,
     deleteFiles: bool = Query(
         False, description="also delete a document root OneStack created"
     ),
@@ -378,7 +392,7 @@ async def delete_vhost(
 
 @router.get("/vhosts/{vhost_id}/stats")
 async def vhost_stats(
-    vhost_id: int, state: AdminState = Depends(get_state)
+    vhost_id: RowIdPath, state: AdminState = Depends(get_state)
 ) -> dict[str, Any]:
     await _find(state, vhost_id)
     return stats_json(await vhost_store.get_stats(state.store, vhost_id))

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dns_zones")),
         sa.UniqueConstraint("name", name=op.f("uq_dns_zones_name")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "login_failures",
@@ -60,6 +61,7 @@ def upgrade() -> None:
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mailboxes")),
         sa.UniqueConstraint("email", name=op.f("uq_mailboxes_email")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "outbound_queue",
@@ -72,6 +74,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbound_queue")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("outbound_queue", schema=None) as batch_op:
         batch_op.create_index(
@@ -94,6 +97,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_vhosts")),
         sa.UniqueConstraint("domain", name=op.f("uq_vhosts_domain")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "certificates",
@@ -113,6 +117,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_certificates")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("certificates", schema=None) as batch_op:
         batch_op.create_index(
@@ -135,6 +140,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dns_records")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("dns_records", schema=None) as batch_op:
         batch_op.create_index(
@@ -161,6 +167,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "mailbox_id", "name", name=op.f("uq_mail_folders_mailbox_id_name")
         ),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "ssh_users",
@@ -179,6 +186,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ssh_users")),
         sa.UniqueConstraint("username", name=op.f("uq_ssh_users_username")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "vhost_names",
@@ -249,6 +257,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sa.UniqueConstraint("folder_id", "uid", name=op.f("uq_messages_folder_id_uid")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index(
