@@ -72,9 +72,9 @@ Host = Annotated[str, AfterValidator(_check_host)]
 
 
 class StrictModel(BaseModel):
-    """A config section: unknown keys are errors, assignment is validated."""
+    """A config section: unknown keys and loose types ("80" for 80) are errors."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, strict=True)
 
 
 class RateLimitConfig(StrictModel):

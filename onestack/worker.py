@@ -48,9 +48,17 @@ async def run(spec: dict[str, Any]) -> int:
         module = module_spec.load()(config, context)
         events.subscribe(module.on_event)
         await module.start()
-    except Exception as exc:
+    except OSError as exc:
+        # Binding failed (a port in use, an address not on this machine):
+        # the operator needs the system's reason, which carries no secret.
+        logger.error("module %s failed to start: %s", name, exc)
+        _report({"error": exc.strerror or str(exc)})
+        await events.stop()
+        await store.close()
+        return EXIT_START_FAILED
+    except Exception:
         logger.exception("module %s failed to start", name)
-        _report({"error": f"{type(exc).__name__}: {exc}"})
+        _report({"error": "internal error; the server log has the details"})
         await events.stop()
         await store.close()
         return EXIT_START_FAILED

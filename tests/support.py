@@ -147,7 +147,10 @@ def default_test_config() -> dict[str, Any]:
                 "workers": 1,
                 # MX lookups go to a closed loopback port, so no test can
                 # query the system resolver by accident.
-                "smtp": {"port": free_port(), "dnsResolver": f"127.0.0.1:{free_port()}"},
+                "smtp": {
+                    "port": free_port(),
+                    "dnsResolver": f"127.0.0.1:{free_port()}",
+                },
                 "imap": {"port": free_port()},
             },
             "ssh": {

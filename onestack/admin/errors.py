@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -128,9 +129,40 @@ def install(app: FastAPI) -> None:
         code = _CODE_BY_STATUS.get(exc.status_code, OPERATION_FAILED)
         return envelope(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return envelope(
-            500, OPERATION_FAILED, "internal error; the server log has the details"
-        )
+    app.add_middleware(UnexpectedErrors)
+
+
+class UnexpectedErrors:
+    """Answer an unhandled exception with a 500 envelope and log it once.
+
+    A handler registered for ``Exception`` would still let Starlette re-raise
+    the error to uvicorn, which logs the traceback a second time.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception(
+                "unexpected error on %s %s", scope["method"], scope["path"]
+            )
+            if started:
+                return
+            response = envelope(
+                500, OPERATION_FAILED, "internal error; the server log has the details"
+            )
+            await response(scope, receive, send)

@@ -80,8 +80,19 @@ def zone_origin(zone: str) -> dns.name.Name:
     return dns.name.from_text(zone)
 
 
+def _reject_unprintable(text: str, what: str) -> None:
+    # Labels may hold any byte on the wire, but a control character or space
+    # in a name is a typo or an attack, and zone-file tools reject it.
+    if any(ord(char) < 0x21 or ord(char) == 0x7F for char in text.strip()):
+        raise RecordError(
+            "name",
+            f"invalid {what} {text!r}: control characters and spaces are not allowed",
+        )
+
+
 def normalize_zone_name(text: str) -> str:
     """Return a zone name lowercased without the trailing dot, or raise."""
+    _reject_unprintable(text, "zone name")
     value = text.strip().lower().rstrip(".")
     if not value:
         raise RecordError("name", "a zone name must not be empty")
@@ -101,6 +112,7 @@ def relative_name(zone: str, text: str) -> str:
     ``www``, ``www.example.com.`` and ``www.example.com`` all give ``www`` in
     the zone ``example.com``; a name outside the zone raises.
     """
+    _reject_unprintable(text, "record name")
     value = text.strip().lower()
     origin = zone_origin(zone)
     if value in ("", APEX, zone + "."):

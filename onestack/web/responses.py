@@ -301,6 +301,11 @@ def simple_reply(
 
 def respond(router: Router, request: Request, now: float) -> Reply:
     """Compute the reply to one request; ``now`` is the loop's clock."""
+    if request.version != b"1.1" and request.version != b"1.0":
+        # RFC 9110 section 15.6.6: a major version this server does not
+        # speak (HTTP/2.0 or 0.x sent as text) gets 505, then the close.
+        request.keep_alive = False
+        return simple_reply(router, request, 505)
     target = request.target
     if target.startswith(b"/"):
         path, _, _ = target.partition(b"?")

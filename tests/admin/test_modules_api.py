@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
+from pathlib import Path
 
 import pytest
 
 from onestack.modules import MODULE_NAMES, REGISTRY
-from tests.support import Server
+from tests.support import Server, run_server
 
 
 def test_list_modules(shared_server: Server) -> None:
@@ -127,3 +129,22 @@ def test_ssh_module_shows_host_key_fingerprints(server: Server) -> None:
     assert all(value.startswith("SHA256:") for value in host_keys.values())
     again = server.api("GET", "/api/modules/ssh").json()["hostKeys"]
     assert again == host_keys
+
+
+def test_start_on_taken_port_names_the_reason(tmp_path: Path) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    try:
+        overrides = {"modules": {"http": {"port": port}}}
+        with run_server(tmp_path / "data", overrides) as server:
+            response = server.api("POST", "/api/modules/http/start")
+            assert response.status_code == 500
+            body = response.json()
+            assert body["code"] == "OPERATION_FAILED"
+            assert "address already in use" in body["error"].lower()
+            assert "Error" not in body["error"]
+            assert server.api("GET", "/api/modules/http").json()["running"] is False
+    finally:
+        blocker.close()

@@ -147,3 +147,15 @@ def test_duplicate_records_merged() -> None:
         "example.com", "$TTL 60\nwww A 192.0.2.1\nwww A 192.0.2.1\n"
     )
     assert len(parsed.records) == 1
+
+
+@pytest.mark.parametrize("name", ["x\x00y", "bad name", "tab\there", "del\x7f"])
+def test_record_name_with_control_character_rejected(name: str) -> None:
+    with pytest.raises(records.RecordError) as raised:
+        records.relative_name("example.com", name)
+    assert "control characters" in str(raised.value)
+
+
+def test_zone_name_with_control_character_rejected() -> None:
+    with pytest.raises(records.RecordError):
+        records.normalize_zone_name("exa\x00mple.com")

@@ -20,7 +20,9 @@ def served_certificate(server: Server) -> x509.Certificate:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", server.port("email", "smtp.port"), timeout=30) as smtp:
+    with smtplib.SMTP(
+        "127.0.0.1", server.port("email", "smtp.port"), timeout=30
+    ) as smtp:
         smtp.ehlo("client.test")
         smtp.starttls(context=context)
         der = smtp.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]

@@ -147,3 +147,10 @@ def test_validate_accepts_host(host: str) -> None:
 )
 def test_validate_accepts_database_url(url: str) -> None:
     assert config_module.validate({"database": {"url": url}}).database.url == url
+
+
+@pytest.mark.parametrize("value", ["80", True, 80.0])
+def test_validate_rejects_loose_port_types(value: object) -> None:
+    with pytest.raises(ConfigError) as raised:
+        config_module.validate({"modules": {"http": {"port": value}}})
+    assert raised.value.errors[0]["field"] == "modules.http.port"

@@ -156,6 +156,13 @@ async def test_http10_keep_alive_kept(state: ServerState) -> None:
     assert not transport.closed
 
 
+async def test_http2_as_text_is_505(state: ServerState) -> None:
+    connection, transport = connect(state)
+    connection.data_received(b"GET / HTTP/2.0\r\nHost: example.com\r\n\r\n")
+    assert transport.written.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
+    assert transport.closed
+
+
 async def test_malformed_request_is_400(state: ServerState) -> None:
     connection, transport = connect(state)
     connection.data_received(b"GET / HTTP/1.1\r\nHost example.com\r\n\r\n")
