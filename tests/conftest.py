@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from onestack.store import Store
 from tests.support import Server, run_server
 
 
@@ -37,3 +38,22 @@ async def postgres_url() -> AsyncIterator[str]:
         async with admin.connect() as conn:
             await conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database URL, once for SQLite and once for PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated store on each backend; tests that need files override it."""
+    opened = Store(database_url)
+    await opened.migrate()
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from onestack.store import Store
 from onestack.store import certificates as certificate_store
@@ -14,23 +11,6 @@ from onestack.tls.certificates import chain_info, utc_now
 from onestack.tls.selfsigned import create_self_signed
 from onestack.tls.sni import CertificateSet
 from tests.tls.conftest import add_vhost
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-async def any_store(database_url: str) -> AsyncIterator[Store]:
-    store = Store(database_url)
-    await store.migrate()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def add(
@@ -50,45 +30,45 @@ async def add(
     )
 
 
-async def test_best_certificate_order(any_store: Store) -> None:
-    vhost_id = await add_vhost(any_store, "a.test", ["b.test"])
-    vhost = await certificate_store.get_vhost(any_store, vhost_id)
+async def test_best_certificate_order(store: Store) -> None:
+    vhost_id = await add_vhost(store, "a.test", ["b.test"])
+    vhost = await certificate_store.get_vhost(store, vhost_id)
     assert vhost is not None
     assert vhost.names == ["a.test", "b.test"]
 
-    self_signed = await add(any_store, vhost_id, "self-signed", vhost.names)
-    best = await certificate_store.find_best_certificate(any_store, vhost)
+    self_signed = await add(store, vhost_id, "self-signed", vhost.names)
+    best = await certificate_store.find_best_certificate(store, vhost)
     assert best is not None
     assert best.id == self_signed
     assert best.not_after.tzinfo is not None
 
-    uploaded = await add(any_store, vhost_id, "uploaded", vhost.names)
-    best = await certificate_store.find_best_certificate(any_store, vhost)
+    uploaded = await add(store, vhost_id, "uploaded", vhost.names)
+    best = await certificate_store.find_best_certificate(store, vhost)
     assert best is not None
     assert best.id == uploaded
 
     # An ACME certificate that misses an alias, or has expired, is not used.
-    await add(any_store, vhost_id, "acme", ["a.test"])
-    await add(any_store, vhost_id, "acme", vhost.names, age=100)
-    best = await certificate_store.find_best_certificate(any_store, vhost)
+    await add(store, vhost_id, "acme", ["a.test"])
+    await add(store, vhost_id, "acme", vhost.names, age=100)
+    best = await certificate_store.find_best_certificate(store, vhost)
     assert best is not None
     assert best.id == uploaded
 
-    acme = await add(any_store, vhost_id, "acme", vhost.names)
-    best = await certificate_store.find_best_certificate(any_store, vhost)
+    acme = await add(store, vhost_id, "acme", vhost.names)
+    best = await certificate_store.find_best_certificate(store, vhost)
     assert best is not None
     assert best.id == acme
 
 
-async def test_replace_and_delete(any_store: Store) -> None:
-    vhost_id = await add_vhost(any_store, "a.test")
-    await add(any_store, vhost_id, "uploaded", ["a.test"])
-    await add(any_store, vhost_id, "self-signed", ["a.test"])
+async def test_replace_and_delete(store: Store) -> None:
+    vhost_id = await add_vhost(store, "a.test")
+    await add(store, vhost_id, "uploaded", ["a.test"])
+    await add(store, vhost_id, "self-signed", ["a.test"])
     issued = create_self_signed(["a.test"])
     info = chain_info(issued.cert_pem)
 
     newest = await certificate_store.add_certificate(
-        any_store,
+        store,
         vhost_id,
         "uploaded",
         info.names,
@@ -99,24 +79,18 @@ async def test_replace_and_delete(any_store: Store) -> None:
         replace=True,
     )
 
-    stored = await certificate_store.vhost_certificates(any_store, [vhost_id])
+    stored = await certificate_store.vhost_certificates(store, [vhost_id])
     assert sorted((c.source, c.id == newest) for c in stored) == [
         ("self-signed", False),
         ("uploaded", True),
     ]
-    assert (
-        await certificate_store.delete_certificates(any_store, vhost_id, "uploaded")
-        == 1
-    )
-    assert (
-        await certificate_store.delete_certificates(any_store, vhost_id, "uploaded")
-        == 0
-    )
+    assert await certificate_store.delete_certificates(store, vhost_id, "uploaded") == 1
+    assert await certificate_store.delete_certificates(store, vhost_id, "uploaded") == 0
 
 
-async def test_certificate_set_loads(any_store: Store, tmp_path: Path) -> None:
-    vhost_id = await add_vhost(any_store, "a.test")
-    certificates = CertificateSet(any_store, tmp_path)
+async def test_certificate_set_loads(store: Store, tmp_path: Path) -> None:
+    vhost_id = await add_vhost(store, "a.test")
+    certificates = CertificateSet(store, tmp_path)
 
     await certificates.load()
 
