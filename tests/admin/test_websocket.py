@@ -48,7 +48,13 @@ def test_auth_by_url_credentials(shared_server: Server) -> None:
     with connect(ws_url(shared_server, "admin:admin123")) as ws:
         message = receive(ws)
     assert message["type"] == "status"
-    assert set(message["data"]) == {"uptime", "memory", "modules"}
+    assert set(message["data"]) == {
+        "uptime",
+        "memory",
+        "modules",
+        "counters",
+        "defaultPassword",
+    }
 
 
 def test_auth_by_header(shared_server: Server) -> None:

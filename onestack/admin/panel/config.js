@@ -143,9 +143,10 @@ function JsonEditor({ config, onSaved }) {
       return;
     }
     try {
-      const answer = await api.put("/api/config", update);
-      setSaved(true);
-      onSaved(answer.config);
+      await api.put("/api/config", update);
+      // The page reloads and remounts this editor, so the page shows the
+      // notice: a notice kept in this component would vanish with it.
+      onSaved("Config saved.");
     } catch (failure) {
       setError(failure);
     }
@@ -164,7 +165,7 @@ function JsonEditor({ config, onSaved }) {
           ${list.map((item) => html`<li><code>${item.field}</code>: ${item.message}</li>`)}
         </ul>`
       : html`<${ErrorBox} error=${error} />`}
-    ${saved ? html`<p class="notice" role="status">Config saved.</p>` : null}
+    ${saved ? html`<p class="notice" role="status">Nothing changed.</p>` : null}
     <div class="buttons"><button type="submit">Save config</button></div>
   </form>`;
 }
@@ -246,6 +247,7 @@ export function ConfigPage() {
           onSaved=${config.reload} />`,
       )}
     </div>
-    <${JsonEditor} key=${"json" + generation} config=${config.data} onSaved=${reloadAll} />
+    <${JsonEditor} key=${"json" + generation} config=${config.data}
+      onSaved=${(notice) => { setMessage(notice); reloadAll(); }} />
   </div>`;
 }
