@@ -50,6 +50,7 @@ from email.parser import HeaderParser
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onestack import passwords
@@ -423,6 +424,21 @@ async def create_account(
     account = await get_account_by_id(store, mailbox_id)
     assert account is not None
     return account, row is not None
+
+
+async def ensure_standard_folders(store: Store, mailbox_id: int) -> None:
+    """Create any standard folder the mailbox lacks (IMAP login, old rows).
+
+    Safe while another process does the same: a clash on the unique
+    (mailbox_id, name) key means the folder now exists, and the retry skips it.
+    """
+    for _attempt in range(2):
+        try:
+            async with store.engine.begin() as conn:
+                await _ensure_standard_folders(conn, mailbox_id)
+            return
+        except IntegrityError:
+            continue
 
 
 async def _ensure_standard_folders(conn: AsyncConnection, mailbox_id: int) -> None:

@@ -6,11 +6,13 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import delete, select
 
 from onestack import passwords
 from onestack.store import Store
 from onestack.store import mail as mailstore
 from onestack.store.mail import Delivery, GroupCommitter, QueuedRecipient
+from onestack.store.tables import mail_folders
 
 RAW = (
     b"From: =?utf-8?q?J=C3=BCrgen?= <j@example.org>\r\n"
@@ -221,3 +223,29 @@ async def test_group_commit_isolates_failure(store: Store) -> None:
         await committer.stop()
     assert isinstance(results[1], mailstore.FolderNotFound)
     assert isinstance(results[0], list) and results[0][0].uid == 1
+
+
+async def test_standard_folders_recreated_concurrently(store: Store) -> None:
+    account = await make_account(store)
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            delete(mail_folders).where(
+                mail_folders.c.mailbox_id == account.id,
+                mail_folders.c.name.in_(["junk", "archive"]),
+            )
+        )
+
+    await asyncio.gather(
+        *(mailstore.ensure_standard_folders(store, account.id) for _ in range(4))
+    )
+
+    async with store.engine.connect() as conn:
+        names = (
+            await conn.execute(
+                select(mail_folders.c.name).where(
+                    mail_folders.c.mailbox_id == account.id
+                )
+            )
+        ).scalars()
+        found = sorted(names)
+    assert found == sorted(mailstore.API_FOLDER_NAMES)

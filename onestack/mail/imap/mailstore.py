@@ -28,16 +28,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from onestack.store import Store
+from onestack.store.mail import STANDARD_FOLDERS, ensure_standard_folders
 from onestack.store.tables import mail_folders, mailboxes, messages
 
 # API folder name, IMAP name, RFC 6154 special-use attribute.
-DEFAULT_FOLDERS: tuple[tuple[str, str, str | None], ...] = (
-    ("inbox", "INBOX", None),
-    ("sent", "Sent", "\\Sent"),
-    ("drafts", "Drafts", "\\Drafts"),
-    ("trash", "Trash", "\\Trash"),
-    ("junk", "Junk", "\\Junk"),
-    ("archive", "Archive", "\\Archive"),
+# (API name, IMAP name, special-use flag), from the message store's list.
+DEFAULT_FOLDERS: tuple[tuple[str, str, str | None], ...] = tuple(
+    (api_name, imap_name, special_use)
+    for api_name, special_use, imap_name in STANDARD_FOLDERS
 )
 _IMAP_NAMES = {api: imap for api, imap, _ in DEFAULT_FOLDERS}
 _API_NAMES = {imap.lower(): api for api, imap, _ in DEFAULT_FOLDERS}
@@ -243,34 +241,7 @@ class MailStore:
 
     async def ensure_default_folders(self, account_id: int) -> None:
         """Create any of the six standard folders the account lacks."""
-        async with self.store.engine.begin() as conn:
-            existing = set(
-                (
-                    await conn.execute(
-                        select(mail_folders.c.name).where(
-                            mail_folders.c.mailbox_id == account_id
-                        )
-                    )
-                ).scalars()
-            )
-        for api_name, _, special_use in DEFAULT_FOLDERS:
-            if api_name in existing:
-                continue
-            try:
-                async with self.store.engine.begin() as conn:
-                    await conn.execute(
-                        insert(mail_folders).values(
-                            mailbox_id=account_id,
-                            name=api_name,
-                            special_use=special_use,
-                            uidvalidity=new_uidvalidity(),
-                            uidnext=1,
-                            highestmodseq=1,
-                            subscribed=True,
-                        )
-                    )
-            except IntegrityError:
-                pass  # another session or the API created it meanwhile
+        await ensure_standard_folders(self.store, account_id)
 
     async def list_folders(self, account_id: int) -> list[Folder]:
         async with self.store.engine.connect() as conn:
