@@ -22,12 +22,20 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin123"
 
 
+# Ports already handed out by this process. The kernel may give a port it
+# just released to the next bind, and a config whose modules share a port is
+# invalid, so each port goes out once per test process.
+_handed_out: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """Return a port free for both TCP and UDP on 127.0.0.1."""
+    """Return a port free for both TCP and UDP on 127.0.0.1, never twice."""
     while True:
         with socket.socket(socket.AF_INET, kind) as first:
             first.bind(("127.0.0.1", 0))
             port = first.getsockname()[1]
+            if port in _handed_out:
+                continue
             other = (
                 socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
             )
@@ -36,6 +44,7 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
                     second.bind(("127.0.0.1", port))
                 except OSError:
                     continue
+            _handed_out.add(port)
             return port
 
 
