@@ -198,7 +198,7 @@ class SmtpConfig(StrictModel):
 class ImapConfig(StrictModel):
     port: int = Field(1143, ge=1, le=65535)
     maxLiteralSize: int = Field(50 * 1024 * 1024, ge=1024)
-    # Longest command line in bytes, literals excluded; long UID sets from
+    # Maximum command line length in bytes, literals excluded. Long UID sets from
     # synchronising clients need tens of kilobytes.
     maxLineLength: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
 

@@ -43,7 +43,7 @@ def login_policy(config: Config) -> ThrottlePolicy:
 
 @dataclass
 class AdminState:
-    """What every admin route works with; one per supervisor process."""
+    """The shared state of the admin routes; one per supervisor process."""
 
     data_dir: Path
     store: Store

@@ -63,7 +63,7 @@ def not_found(what: str, key: object) -> ApiError:
 
 
 def invalid(field: str, message: str) -> ApiError:
-    """A 400 naming the field at fault."""
+    """Return a 400 INVALID_REQUEST error naming the field at fault."""
     return ApiError(400, INVALID_REQUEST, f"{field}: {message}", {"field": field})
 
 

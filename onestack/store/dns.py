@@ -225,6 +225,22 @@ async def get_record(store: Store, record_id: int) -> tuple[ZoneRow, RecordRow] 
         return _zone(zone_row), _record(row)
 
 
+async def _record_and_zone(
+    conn: AsyncConnection, record_id: int
+) -> tuple[ZoneRow, RecordRow] | None:
+    """Return a record and its zone inside the caller's transaction."""
+    row = (
+        await conn.execute(select(dns_records).where(dns_records.c.id == record_id))
+    ).first()
+    if row is None:
+        return None
+    record = _record(row)
+    zone_row = (
+        await conn.execute(select(dns_zones).where(dns_zones.c.id == record.zone_id))
+    ).one()
+    return _zone(zone_row), record
+
+
 async def update_record(
     store: Store,
     record_id: int,
@@ -232,18 +248,10 @@ async def update_record(
 ) -> tuple[ZoneRow, RecordRow] | None:
     """Replace a record's values with those ``build`` returns (it may raise)."""
     async with store.engine.begin() as conn:
-        row = (
-            await conn.execute(select(dns_records).where(dns_records.c.id == record_id))
-        ).first()
-        if row is None:
+        found = await _record_and_zone(conn, record_id)
+        if found is None:
             return None
-        record = _record(row)
-        zone_row = (
-            await conn.execute(
-                select(dns_zones).where(dns_zones.c.id == record.zone_id)
-            )
-        ).one()
-        zone = _zone(zone_row)
+        zone, record = found
         values = build(zone, record, await _zone_records(conn, zone.id))
         await conn.execute(
             update(dns_records).where(dns_records.c.id == record_id).values(**values)
@@ -259,19 +267,12 @@ async def delete_record(
     store: Store, record_id: int
 ) -> tuple[ZoneRow, RecordRow] | None:
     async with store.engine.begin() as conn:
-        row = (
-            await conn.execute(select(dns_records).where(dns_records.c.id == record_id))
-        ).first()
-        if row is None:
+        found = await _record_and_zone(conn, record_id)
+        if found is None:
             return None
-        record = _record(row)
-        zone_row = (
-            await conn.execute(
-                select(dns_zones).where(dns_zones.c.id == record.zone_id)
-            )
-        ).one()
+        zone, record = found
         await conn.execute(delete(dns_records).where(dns_records.c.id == record_id))
-        return await _bump(conn, _zone(zone_row)), record
+        return await _bump(conn, zone), record
 
 
 async def replace_zone(
